@@ -1,0 +1,164 @@
+// The onRequest hook, the onSend renewal writer and the decorators: one verification per request, shared by all.
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type { CookieWriter } from './cookie.js'
+import { TokenExpiredError, TokenInvalidError, TokenMissingError, TokenRevokedError } from './errors.js'
+import { resolveLifetime, type ResolvedOptions } from './options.js'
+import {
+  checkTimes, lifetimeClaim, lifetimeOf, loginClaims, renewal, toLifetimeClaim, type Lifetime, type TimeClaims
+} from './policy.js'
+import { findToken, type TokenSource } from './request-token.js'
+import { hasPrototypeKey, isPlainObject, type TokenCodec } from './token.js'
+import type { LoginOptions, TokenPayload } from '../types/index.js'
+
+export const kSession = Symbol('fastify-token-cookie.session')
+
+/** What verifying a request's token came to. */
+type Outcome =
+  | { verified: TokenPayload, lifetime: Lifetime }
+  | { rejected: Error }
+  /** `isRevoked` threw: the request fails with its error. */
+  | { failed: unknown }
+  | { missing: true }
+
+interface Session {
+  source: TokenSource | undefined
+  outcome: Outcome | Promise<Outcome>
+  /** The renewed token's claims, signed in onSend only if the response is a success. */
+  renewal: { claims: TimeClaims & Record<string, unknown>, lifetime: Lifetime } | undefined
+}
+
+type RequestWithSession = FastifyRequest & { [kSession]: Session | null, user?: unknown }
+
+const noToken: Session = Object.freeze({ source: undefined, outcome: Object.freeze({ missing: true }), renewal: undefined })
+
+export interface SessionHandlers {
+  onRequest: (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
+  onSend: (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (error: null, payload: unknown) => void) => void
+  verifyToken: (this: FastifyRequest) => Promise<TokenPayload>
+  setTokenCookie: (this: FastifyReply, payload: Record<string, unknown>, login?: LoginOptions) => Promise<string>
+  clearTokenCookie: (this: FastifyReply) => void
+}
+
+export function createSessionHandlers (options: ResolvedOptions, codec: TokenCodec, cookie: CookieWriter): SessionHandlers {
+  const { cookieName, bearer, isRevoked, renewAfter, clockTolerance } = options
+
+  /** Finds and verifies the request's token, once: the hook and `verifyToken()` share the result. */
+  function sessionOf (request: FastifyRequest): Session {
+    const existing = (request as RequestWithSession)[kSession]
+    if (existing) return existing
+    const found = findToken(request.headers, cookieName, bearer)
+    let session: Session = noToken
+    if (found !== undefined) {
+      const outcome = 'token' in found
+        ? verify(found.token, request)
+        : { rejected: new TokenInvalidError(found.problem === 'duplicate' ? 'the cookie was sent more than once' : 'malformed Authorization header') }
+      session = { source: found.source, outcome, renewal: undefined }
+    }
+    (request as RequestWithSession)[kSession] = session
+    return session
+  }
+
+  function verify (token: string, request: FastifyRequest): Outcome | Promise<Outcome> {
+    let payload: Record<string, unknown>
+    try {
+      payload = codec.verify(token)
+    } catch (error) {
+      return { rejected: error as Error }
+    }
+    const lifetime = lifetimeOf(payload[lifetimeClaim], options.lifetime)
+    if (lifetime === undefined) return { rejected: new TokenInvalidError(`malformed ${lifetimeClaim} claim`) }
+    const times = checkTimes(payload, lifetime, Date.now() / 1000, clockTolerance)
+    if (times === 'invalid') return { rejected: new TokenInvalidError('missing, non-numeric or future iat, exp or auth_time') }
+    if (times === 'expired') return { rejected: new TokenExpiredError() }
+    const verified: Outcome = { verified: payload as TokenPayload, lifetime }
+    if (isRevoked === undefined) return verified
+    const decide = (revoked: unknown): Outcome => revoked ? { rejected: new TokenRevokedError() } : verified
+    // A check that failed never counts as "not revoked".
+    try {
+      const revoked = isRevoked(verified.verified, request)
+      return revoked instanceof Promise ? revoked.then(decide, (error: unknown) => ({ failed: error })) : decide(revoked)
+    } catch (error) {
+      return { failed: error }
+    }
+  }
+
+  /** Applies the lifetime policy to a settled outcome; returns the error the request fails with, if any. */
+  function applyPolicy (request: FastifyRequest, reply: FastifyReply, session: Session, outcome: Outcome): unknown {
+    if ('failed' in outcome) return outcome.failed
+    if ('rejected' in outcome) {
+      // A bad cookie goes: the browser stops sending it. A bad header is the client's to drop.
+      if (session.source === 'cookie') cookie.clear(reply)
+      return undefined
+    }
+    // A header token is never renewed through a cookie; some routes (polling) must not extend a session.
+    if (!('verified' in outcome) || session.source !== 'cookie' || request.routeOptions.config?.tokenCookie?.renew === false) return undefined
+    const renewed = renewal(outcome.verified, outcome.lifetime, renewAfter, Date.now() / 1000)
+    // Claims copied into a fresh object; the verified payload never has prototype keys.
+    if (renewed !== undefined) session.renewal = { claims: { ...outcome.verified, ...renewed }, lifetime: outcome.lifetime }
+    return undefined
+  }
+
+  function cancelRenewal (request: FastifyRequest): void {
+    const session = (request as RequestWithSession)[kSession]
+    if (session?.renewal !== undefined) session.renewal = undefined
+  }
+
+  return {
+    onRequest (request, reply, done) {
+      const session = sessionOf(request)
+      const outcome = session.outcome
+      if (outcome instanceof Promise) {
+        outcome.then((settled) => {
+          session.outcome = settled
+          done(applyPolicy(request, reply, session, settled) as Error | undefined)
+        }, done)
+        return
+      }
+      done(applyPolicy(request, reply, session, outcome) as Error | undefined)
+    },
+
+    onSend (request, reply, payload, done) {
+      const session = (request as RequestWithSession)[kSession]
+      const pending = session?.renewal
+      if (pending !== undefined && reply.statusCode < 400) {
+        session!.renewal = undefined
+        try {
+          cookie.set(reply, codec.sign(pending.claims), pending.lifetime, pending.claims.iat, pending.claims.exp)
+        } catch (error) {
+          // Only a cookie over 4096 bytes gets here; the current cookie stays valid until its exp.
+          request.log.warn({ err: error }, 'fastify-token-cookie: renewal not sent')
+        }
+      }
+      done(null, payload)
+    },
+
+    async verifyToken (this: FastifyRequest) {
+      const outcome = await sessionOf(this).outcome
+      if ('verified' in outcome) {
+        (this as RequestWithSession).user = outcome.verified
+        return outcome.verified
+      }
+      if ('rejected' in outcome) throw outcome.rejected
+      if ('failed' in outcome) throw outcome.failed
+      throw new TokenMissingError()
+    },
+
+    async setTokenCookie (this: FastifyReply, payload, login) {
+      if (!isPlainObject(payload)) throw new TypeError('setTokenCookie: the payload must be a plain object')
+      if (hasPrototypeKey(payload)) throw new TypeError('setTokenCookie: the payload must not have __proto__, constructor or prototype keys')
+      if (login !== undefined && (login === null || typeof login !== 'object')) throw new TypeError('setTokenCookie: options must be an object')
+      const lifetime = login === undefined ? options.lifetime : resolveLifetime(login, options.lifetime)
+      const times = loginClaims(lifetime, Date.now() / 1000)
+      // The plugin's claims last: a payload cannot set its own iat, exp, auth_time or lifetime.
+      const token = codec.sign({ ...payload, [lifetimeClaim]: toLifetimeClaim(lifetime), ...times })
+      cookie.set(this, token, lifetime, times.iat, times.exp)
+      cancelRenewal(this.request)
+      return token
+    },
+
+    clearTokenCookie (this: FastifyReply) {
+      cookie.clear(this)
+      cancelRenewal(this.request)
+    }
+  }
+}

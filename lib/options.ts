@@ -1,0 +1,192 @@
+// Registration options: parsed and validated once, so the per-request path reads plain values.
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
+import { toSeconds } from './duration.js'
+import { OptionsError } from './errors.js'
+import { policies, type Lifetime } from './policy.js'
+import type {
+  Algorithm, CookieAttributes, IsRevoked, LoginOptions, SignOptions, TokenCookieOptions, VerifyOptions
+} from '../types/index.js'
+
+export interface ResolvedCookieAttributes {
+  httpOnly: boolean
+  secure: boolean | 'auto'
+  sameSite: 'lax' | 'strict' | 'none'
+  path: string
+  domain?: string
+  partitioned?: boolean
+  priority?: 'low' | 'medium' | 'high'
+}
+
+export interface ResolvedOptions {
+  lifetime: Lifetime
+  renewAfter: number
+  cookieName: string
+  cookie: ResolvedCookieAttributes
+  algorithm: Algorithm
+  /** What @fastify/jwt gets as `secret`. */
+  secret: string | Buffer | { private: string | Buffer, public: string | Buffer }
+  /** Sign options for @fastify/jwt, the algorithm pinned. */
+  sign: Record<string, unknown>
+  /** Verify options for @fastify/jwt, the algorithm pinned and expiry left to the lifetime policy. */
+  verify: Record<string, unknown>
+  /** Allowed clock skew, seconds. */
+  clockTolerance: number
+  bearer: boolean
+  isRevoked?: IsRevoked
+}
+
+export const defaultLifetime: Lifetime = { policy: 'sliding', maxAge: 30 * 60, absoluteMaxAge: 12 * 60 * 60, sessionCookie: false }
+export const defaultCookie: ResolvedCookieAttributes = { httpOnly: true, secure: true, sameSite: 'lax', path: '/' }
+
+const minimumSecretBytes = 32
+// RFC 6265 §4.1.1: a cookie name is an RFC 2616 token.
+const cookieNamePattern = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+// What a Domain or Path attribute can carry: printable ASCII, no `;`.
+const domainPattern = /^\.?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i
+const pathPattern = /^[\u0020-\u003A\u003C-\u007E]*$/
+const sameSiteValues = ['lax', 'strict', 'none']
+const priorityValues = ['low', 'medium', 'high']
+const hmacAlgorithms: readonly Algorithm[] = ['HS256', 'HS384', 'HS512']
+// Options the plugin owns: the lifetime policy sets the time claims, the key is `secret`.
+const ownedSignOptions = ['key', 'expiresIn', 'notBefore', 'noTimestamp', 'mutatePayload', 'clockTimestamp', 'header']
+const ownedVerifyOptions = ['key', 'algorithms', 'complete', 'cache', 'ignoreExpiration', 'clockTimestamp', 'maxAge']
+
+export function resolveOptions (options: TokenCookieOptions): ResolvedOptions {
+  if (options === null || typeof options !== 'object') fail('object', 'is required, with at least a secret')
+  const { algorithm, secret } = resolveKey(options.secret, options.sign?.algorithm)
+  const cookieName = options.cookieName ?? 'token'
+  if (typeof cookieName !== 'string' || !cookieNamePattern.test(cookieName)) {
+    fail('cookieName', 'must be a cookie name (letters, digits and !#$%&\'*+-.^_`|~)')
+  }
+  const renewAfter = options.renewAfter ?? 0.5
+  if (typeof renewAfter !== 'number' || !(renewAfter >= 0 && renewAfter <= 1)) fail('renewAfter', 'must be a number in [0, 1]')
+  const tolerance = options.verify?.clockTolerance
+  const clockTolerance = tolerance === undefined || tolerance === 0 ? 0 : duration('verify.clockTolerance', tolerance)
+  if (options.bearer !== undefined && typeof options.bearer !== 'boolean') fail('bearer', 'must be a boolean')
+  if (options.isRevoked !== undefined && typeof options.isRevoked !== 'function') fail('isRevoked', 'must be a function')
+  return {
+    lifetime: resolveLifetime(options, defaultLifetime),
+    renewAfter,
+    cookieName,
+    cookie: resolveCookie(cookieName, options.cookie),
+    algorithm,
+    secret,
+    sign: { ...without(options.sign, ownedSignOptions), algorithm },
+    verify: {
+      ...without(options.verify, ownedVerifyOptions),
+      algorithms: [algorithm],
+      ignoreExpiration: true,
+      clockTolerance: clockTolerance * 1000
+    },
+    clockTolerance,
+    bearer: options.bearer ?? false,
+    isRevoked: options.isRevoked
+  }
+}
+
+/** A lifetime from `options` over `base`: used at registration and again for each login's overrides. */
+export function resolveLifetime (options: LoginOptions, base: Lifetime): Lifetime {
+  const policy = options.policy ?? base.policy
+  if (!policies.includes(policy)) fail('policy', `must be one of ${policies.join(', ')}`)
+  const maxAge = options.maxAge === undefined ? base.maxAge : wholeSeconds('maxAge', options.maxAge)
+  const absoluteMaxAge = options.absoluteMaxAge === undefined ? base.absoluteMaxAge : wholeSeconds('absoluteMaxAge', options.absoluteMaxAge)
+  const sessionCookie = options.sessionCookie ?? base.sessionCookie
+  if (typeof sessionCookie !== 'boolean') fail('sessionCookie', 'must be a boolean')
+  if (policy === 'sliding' && absoluteMaxAge < maxAge) fail('absoluteMaxAge', `(${absoluteMaxAge}s) must not be shorter than maxAge (${maxAge}s)`)
+  return { policy, maxAge, absoluteMaxAge, sessionCookie: policy === 'sliding' && sessionCookie }
+}
+
+function resolveKey (secret: TokenCookieOptions['secret'], requested: SignOptions['algorithm']): Pick<ResolvedOptions, 'algorithm' | 'secret'> {
+  if (typeof secret === 'string' || Buffer.isBuffer(secret)) {
+    if (Buffer.byteLength(secret) < minimumSecretBytes) fail('secret', `must be at least ${minimumSecretBytes} bytes`)
+    const algorithm = requested ?? 'HS256'
+    if (!hmacAlgorithms.includes(algorithm)) fail('sign.algorithm', `${String(algorithm)} needs a { private, public } key pair, not a secret`)
+    return { algorithm, secret }
+  }
+  if (secret === null || typeof secret !== 'object') fail('secret', 'is required: a string or Buffer of at least 32 bytes, or { private, public } PEM keys')
+  let publicKey: KeyObject
+  try {
+    publicKey = createPublicKey(secret.public)
+    const privateKey = createPrivateKey(secret.private)
+    if (!createPublicKey(privateKey).equals(publicKey)) fail('secret', 'private and public keys are not a pair')
+  } catch (error) {
+    if (error instanceof OptionsError) throw error
+    fail('secret', `must hold PEM keys { private, public }: ${(error as Error).message}`)
+  }
+  const algorithms = algorithmsFor(publicKey)
+  const algorithm = requested ?? algorithms[0]
+  if (algorithm === undefined || !algorithms.includes(algorithm)) {
+    fail('sign.algorithm', `${String(algorithm)} does not fit a ${String(publicKey.asymmetricKeyType)} key`)
+  }
+  return { algorithm, secret: { private: secret.private, public: secret.public } }
+}
+
+function algorithmsFor (key: KeyObject): Algorithm[] {
+  switch (key.asymmetricKeyType) {
+    case 'rsa': return ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512']
+    case 'rsa-pss': return ['PS256', 'PS384', 'PS512']
+    case 'ec': {
+      const curve = key.asymmetricKeyDetails?.namedCurve
+      if (curve === 'prime256v1') return ['ES256']
+      if (curve === 'secp384r1') return ['ES384']
+      if (curve === 'secp521r1') return ['ES512']
+      return []
+    }
+    case 'ed25519': return ['EdDSA']
+    default: return []
+  }
+}
+
+function resolveCookie (cookieName: string, attributes: CookieAttributes | undefined): ResolvedCookieAttributes {
+  if (attributes !== undefined && (attributes === null || typeof attributes !== 'object')) fail('cookie', 'must be an object')
+  const cookie: ResolvedCookieAttributes = { ...defaultCookie, ...withoutUndefined(attributes ?? {}) }
+  if (typeof cookie.httpOnly !== 'boolean') fail('cookie.httpOnly', 'must be a boolean')
+  if (typeof cookie.secure !== 'boolean' && cookie.secure !== 'auto') fail('cookie.secure', 'must be true, false or \'auto\'')
+  if (!sameSiteValues.includes(cookie.sameSite)) fail('cookie.sameSite', 'must be \'lax\', \'strict\' or \'none\'')
+  if (cookie.sameSite === 'none' && cookie.secure !== true) fail('cookie.sameSite', '\'none\' needs cookie.secure: true (browsers reject it otherwise)')
+  if (typeof cookie.path !== 'string' || !cookie.path.startsWith('/') || !pathPattern.test(cookie.path)) {
+    fail('cookie.path', 'must start with / and hold printable ASCII without ;')
+  }
+  if (cookie.domain !== undefined && (typeof cookie.domain !== 'string' || !domainPattern.test(cookie.domain))) {
+    fail('cookie.domain', 'must be a host name')
+  }
+  if (cookie.partitioned !== undefined && typeof cookie.partitioned !== 'boolean') fail('cookie.partitioned', 'must be a boolean')
+  if (cookie.priority !== undefined && !priorityValues.includes(cookie.priority)) fail('cookie.priority', 'must be \'low\', \'medium\' or \'high\'')
+  if (cookieName.startsWith('__Secure-') || cookieName.startsWith('__Host-')) {
+    if (cookie.secure === false) fail('cookie.secure', `cannot be false with a ${cookieName.startsWith('__Host-') ? '__Host-' : '__Secure-'} cookie name`)
+    // Browsers keep these names only over HTTPS, so 'auto' means always.
+    cookie.secure = true
+  }
+  if (cookieName.startsWith('__Host-')) {
+    // RFC 6265bis §4.1.3.2: a __Host- cookie is Secure, has Path=/ and no Domain.
+    cookie.path = '/'
+    delete cookie.domain
+  }
+  return cookie
+}
+
+function wholeSeconds (name: string, value: unknown): number {
+  const seconds = Math.floor(duration(name, value))
+  if (seconds < 1) fail(name, 'must be at least 1 second (token times are whole seconds)')
+  return seconds
+}
+
+function duration (name: string, value: unknown): number {
+  const seconds = toSeconds(value)
+  if (seconds === undefined) fail(name, `must be a positive duration: seconds, or a string like '90s', '30m', '12h' (got ${JSON.stringify(value)})`)
+  return seconds
+}
+
+function without (options: SignOptions | VerifyOptions | undefined, keys: string[]): Record<string, unknown> {
+  const copy: Record<string, unknown> = { ...options }
+  for (const key of keys) delete copy[key]
+  return copy
+}
+
+function withoutUndefined<T extends object> (value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, entry]) => entry !== undefined)) as Partial<T>
+}
+
+function fail (option: string, problem: string): never {
+  throw new OptionsError(`${option} ${problem}`)
+}

@@ -1,0 +1,66 @@
+// Where a request's token comes from: the cookie, or with `bearer` the Authorization header.
+
+export type TokenSource = 'cookie' | 'header'
+
+/** A token found on a request, or why there is none. */
+export type FoundToken =
+  | { source: TokenSource, token: string }
+  | { source: TokenSource, problem: 'duplicate' | 'malformed' }
+  | undefined
+
+/**
+ * The token of a request. With `bearer`, an `Authorization: Bearer` header alone decides;
+ * another scheme (`Basic …`) is left to the app and the cookie is used.
+ */
+export function findToken (headers: { cookie?: string, authorization?: string }, cookieName: string, bearer: boolean): FoundToken {
+  if (bearer && headers.authorization !== undefined) {
+    const fromHeader = readBearer(headers.authorization)
+    if (fromHeader !== undefined) return fromHeader
+  }
+  return readCookie(headers.cookie, cookieName)
+}
+
+function readBearer (authorization: string): FoundToken {
+  const space = authorization.indexOf(' ')
+  const scheme = space === -1 ? authorization : authorization.slice(0, space)
+  if (scheme.toLowerCase() !== 'bearer') return undefined
+  const token = space === -1 ? '' : authorization.slice(space + 1)
+  // Nothing after the scheme, or more than one space: malformed, not a missing token.
+  if (token === '' || /\s/.test(token)) return { source: 'header', problem: 'malformed' }
+  return { source: 'header', token }
+}
+
+/**
+ * The value of cookie `name` in a `Cookie` header. A name sent twice authenticates by neither value:
+ * an attacker on a sibling subdomain can plant a second cookie (cookie tossing).
+ * An empty value (`token=`) is no token.
+ */
+export function readCookie (header: string | undefined, name: string): FoundToken {
+  // Most requests without our cookie leave here, without splitting the header.
+  if (header === undefined || !header.includes(name)) return undefined
+  let value: string | undefined
+  let start = 0
+  while (start < header.length) {
+    let end = header.indexOf(';', start)
+    if (end === -1) end = header.length
+    const equals = header.indexOf('=', start)
+    if (equals !== -1 && equals < end && header.slice(start, equals).trim() === name) {
+      if (value !== undefined) return { source: 'cookie', problem: 'duplicate' }
+      value = header.slice(equals + 1, end).trim()
+    }
+    start = end + 1
+  }
+  if (value === undefined || value === '' || value === '""') return undefined
+  return { source: 'cookie', token: unquote(value) }
+}
+
+// RFC 6265 allows a quoted cookie value; our tokens are never percent-encoded, but a client may encode one.
+function unquote (value: string): string {
+  const bare = value.length > 1 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value
+  if (!bare.includes('%')) return bare
+  try {
+    return decodeURIComponent(bare)
+  } catch {
+    return bare
+  }
+}

@@ -1,0 +1,81 @@
+// Token signing and verification: cheap structural checks first, then @fastify/jwt (fast-jwt) for the crypto.
+import { TokenInvalidError } from './errors.js'
+import type { Algorithm } from '../types/index.js'
+
+/** The part of @fastify/jwt's decorator this plugin uses: signer and verifier built once, at registration. */
+export interface JwtSignerVerifier {
+  sign: (payload: Record<string, unknown>) => string
+  verify: (token: string) => unknown
+}
+
+export interface TokenCodec {
+  sign: (claims: Record<string, unknown>) => string
+  /** The payload of a well-formed token with a good signature; throws `FST_TOKEN_COOKIE_INVALID` otherwise. */
+  verify: (token: string) => Record<string, unknown>
+}
+
+/** Browsers keep cookies up to 4096 bytes, so no token of ours is longer. */
+export const maxTokenBytes = 4096
+
+// Three base64url segments: a JWS in compact form, nothing else (no JWE, no padding).
+const compactJws = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
+// Header parameters that ask the verifier to trust something the token itself brings.
+const refusedHeaders = ['crit', 'jwk', 'jku', 'x5u', 'x5c', 'x5t', 'x5t#S256']
+// Keys that would reach an object's prototype when copied.
+const prototypeKeys = new Set(['__proto__', 'constructor', 'prototype'])
+
+export function createCodec (jwt: JwtSignerVerifier, algorithm: Algorithm): TokenCodec {
+  return {
+    sign: (claims) => jwt.sign(claims),
+    verify (token) {
+      checkStructure(token, algorithm)
+      let payload: unknown
+      try {
+        payload = jwt.verify(token)
+      } catch (error) {
+        throw new TokenInvalidError((error as Error).message)
+      }
+      if (!isPlainObject(payload)) throw new TokenInvalidError('the payload is not a JSON object')
+      if (hasPrototypeKey(payload)) throw new TokenInvalidError('the payload has a __proto__, constructor or prototype key')
+      return payload
+    }
+  }
+}
+
+/** Rejects, before any crypto, what cannot be a token of ours. */
+function checkStructure (token: string, algorithm: Algorithm): void {
+  if (token.length > maxTokenBytes) throw new TokenInvalidError(`longer than ${maxTokenBytes} bytes`)
+  if (!compactJws.test(token)) throw new TokenInvalidError('not a signed JWT')
+  let header: unknown
+  try {
+    header = JSON.parse(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString())
+  } catch {
+    throw new TokenInvalidError('the header is not JSON')
+  }
+  if (!isPlainObject(header)) throw new TokenInvalidError('the header is not a JSON object')
+  // Pinned: `none`, another HMAC size or another key type never reaches the verifier.
+  if (header.alg !== algorithm) throw new TokenInvalidError(`algorithm ${String(header.alg)} is not ${algorithm}`)
+  for (const name of refusedHeaders) {
+    if (Object.hasOwn(header, name)) throw new TokenInvalidError(`header ${name} is not accepted`)
+  }
+}
+
+export function isPlainObject (value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) &&
+    (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null)
+}
+
+/** Whether `value` holds a `__proto__`, `constructor` or `prototype` key at any depth. */
+export function hasPrototypeKey (value: unknown): boolean {
+  // Iterative: a 4 KB token can nest 2000 levels deep.
+  const pending: unknown[] = [value]
+  while (pending.length > 0) {
+    const current = pending.pop()
+    if (current === null || typeof current !== 'object') continue
+    for (const key of Object.keys(current)) {
+      if (prototypeKeys.has(key)) return true
+      pending.push((current as Record<string, unknown>)[key])
+    }
+  }
+  return false
+}

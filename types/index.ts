@@ -1,0 +1,107 @@
+// Public types of fastify-token-cookie and the declaration merging for its decorators.
+import type { FastifyRequest } from 'fastify'
+import type { Duration } from '../lib/duration.js'
+
+export type { Duration, DurationUnit } from '../lib/duration.js'
+
+/** How long a login lasts: see "Lifetime policies" in the README. */
+export type Policy = 'session' | 'persistent' | 'sliding'
+
+export type HmacAlgorithm = 'HS256' | 'HS384' | 'HS512'
+export type AsymmetricAlgorithm =
+  | 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512'
+  | 'ES256' | 'ES384' | 'ES512' | 'EdDSA'
+export type Algorithm = HmacAlgorithm | AsymmetricAlgorithm
+
+/** An HMAC secret of at least 32 bytes, or a PEM key pair. */
+export type Secret = string | Buffer | { private: string | Buffer, public: string | Buffer }
+
+export interface CookieAttributes {
+  httpOnly?: boolean
+  /** `'auto'`: Secure when the request came over HTTPS. */
+  secure?: boolean | 'auto'
+  sameSite?: 'lax' | 'strict' | 'none'
+  path?: string
+  domain?: string
+  partitioned?: boolean
+  priority?: 'low' | 'medium' | 'high'
+}
+
+/** Claims and algorithm for signing, passed to @fastify/jwt. The plugin owns `iat`, `exp` and `auth_time`. */
+export interface SignOptions {
+  algorithm?: Algorithm
+  iss?: string
+  aud?: string | string[]
+  sub?: string
+  typ?: string
+}
+
+type ClaimMatcher = string | RegExp | Array<string | RegExp>
+
+/** Checks on verification, passed to @fastify/jwt. */
+export interface VerifyOptions {
+  allowedIss?: ClaimMatcher
+  allowedAud?: ClaimMatcher
+  allowedSub?: ClaimMatcher
+  requiredClaims?: string[]
+  /** Slack for clock skew between servers on `exp`, `iat`, `nbf` and `auth_time`. */
+  clockTolerance?: Duration
+}
+
+/** The claims every token of this plugin carries, beside the app's own. */
+export interface TokenClaims {
+  /** Issued at, seconds since epoch; a renewal moves it. */
+  iat: number
+  /** Expires at, seconds since epoch. */
+  exp: number
+  /** Login time, seconds since epoch (OpenID Connect); renewals keep it. */
+  auth_time: number
+}
+
+/** A verified token's payload: the app's claims and the plugin's. */
+export type TokenPayload = TokenClaims & Record<string, unknown>
+
+/** What a login may override ("remember me"). */
+export interface LoginOptions {
+  policy?: Policy
+  maxAge?: Duration
+  absoluteMaxAge?: Duration
+  sessionCookie?: boolean
+}
+
+export type IsRevoked = (payload: TokenPayload, request: FastifyRequest) => boolean | Promise<boolean>
+
+export interface TokenCookieOptions extends LoginOptions {
+  secret: Secret
+  /** Fraction of `maxAge` that must have passed before a sliding token is re-issued. */
+  renewAfter?: number
+  cookieName?: string
+  cookie?: CookieAttributes
+  sign?: SignOptions
+  verify?: VerifyOptions
+  /** Also accept `Authorization: Bearer <token>`; the header wins over the cookie. */
+  bearer?: boolean
+  isRevoked?: IsRevoked
+}
+
+/** Per-route settings, under `config: { tokenCookie: { … } }`. */
+export interface TokenCookieRouteConfig {
+  /** `false`: requests to this route never renew the session (polling endpoints). */
+  renew?: boolean
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Resolves to the verified payload and sets `request.user`; rejects with a 401 otherwise. */
+    verifyToken<T extends object = TokenPayload>(): Promise<T & TokenClaims>
+  }
+  interface FastifyReply {
+    /** Signs `payload`, sets the token cookie and resolves to the token. */
+    setTokenCookie(payload: Record<string, unknown>, options?: LoginOptions): Promise<string>
+    /** Expires the token cookie and cancels a renewal queued for this request. */
+    clearTokenCookie(): void
+  }
+  interface FastifyContextConfig {
+    tokenCookie?: TokenCookieRouteConfig
+  }
+}
