@@ -30,11 +30,12 @@ const plugin: FastifyPluginAsync<TokenCookieOptions> = async function fastifyTok
   const options = resolveOptions(pluginOptions)
   if (!app.hasReplyDecorator('setCookie')) await app.register(fastifyCookie)
   const codec = createCodec(await registerJwt(app, options), options.algorithm)
-  const cookie = createCookieWriter(options.cookieName, options.cookie, app.serializeCookie)
+  const cookie = createCookieWriter(options.cookieName, options.cookie, options.expiryHint, app.serializeCookie)
   const handlers = createSessionHandlers(options, codec, cookie)
 
   app.decorateRequest(kSession, null)
   app.decorateRequest('verifyToken', handlers.verifyToken)
+  app.decorateRequest('tokenExpiry', handlers.tokenExpiry)
   app.decorateReply('setTokenCookie', handlers.setTokenCookie)
   app.decorateReply('clearTokenCookie', handlers.clearTokenCookie)
   app.addHook('onRequest', handlers.onRequest)

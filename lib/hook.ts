@@ -4,11 +4,11 @@ import type { CookieWriter } from './cookie.js'
 import { TokenExpiredError, TokenInvalidError, TokenMissingError, TokenRevokedError } from './errors.js'
 import { resolveLifetime, type ResolvedOptions } from './options.js'
 import {
-  checkTimes, lifetimeClaim, lifetimeOf, loginClaims, renewal, toLifetimeClaim, type Lifetime, type TimeClaims
+  absoluteExpiresAt, checkTimes, lifetimeClaim, lifetimeOf, loginClaims, renewal, toLifetimeClaim, type Lifetime, type TimeClaims
 } from './policy.js'
 import { findToken, type TokenSource } from './request-token.js'
 import { hasPrototypeKey, isPlainObject, type TokenCodec } from './token.js'
-import type { LoginOptions, TokenPayload } from '../types/index.js'
+import type { LoginOptions, TokenExpiry, TokenPayload } from '../types/index.js'
 
 export const kSession = Symbol('fastify-token-cookie.session')
 
@@ -25,6 +25,8 @@ interface Session {
   outcome: Outcome | Promise<Outcome>
   /** The renewed token's claims, signed in onSend only if the response is a success. */
   renewal: { claims: TimeClaims & Record<string, unknown>, lifetime: Lifetime } | undefined
+  /** Once this request sets or clears the cookie: the expiry of what the client will hold. */
+  issued?: TokenExpiry | null
 }
 
 type RequestWithSession = FastifyRequest & { [kSession]: Session | null, user?: unknown }
@@ -37,6 +39,11 @@ export interface SessionHandlers {
   verifyToken: (this: FastifyRequest) => Promise<TokenPayload>
   setTokenCookie: (this: FastifyReply, payload: Record<string, unknown>, login?: LoginOptions) => Promise<string>
   clearTokenCookie: (this: FastifyReply) => void
+  tokenExpiry: (this: FastifyRequest) => TokenExpiry | null
+}
+
+function expiryOf (claims: TimeClaims, lifetime: Lifetime): TokenExpiry {
+  return { expiresAt: claims.exp, absoluteExpiresAt: absoluteExpiresAt(lifetime, claims) }
 }
 
 export function createSessionHandlers (options: ResolvedOptions, codec: TokenCodec, cookie: CookieWriter): SessionHandlers {
@@ -98,9 +105,13 @@ export function createSessionHandlers (options: ResolvedOptions, codec: TokenCod
     return undefined
   }
 
-  function cancelRenewal (request: FastifyRequest): void {
-    const session = (request as RequestWithSession)[kSession]
-    if (session?.renewal !== undefined) session.renewal = undefined
+  /** Records that this request set (or, with `null`, cleared) the cookie: it wins over a queued renewal. */
+  function issued (request: FastifyRequest, expiry: TokenExpiry | null): void {
+    const current = (request as RequestWithSession)[kSession]
+    const session = current === null || current === noToken ? { ...noToken } : current
+    session.renewal = undefined
+    session.issued = expiry
+    ;(request as RequestWithSession)[kSession] = session
   }
 
   return {
@@ -123,7 +134,7 @@ export function createSessionHandlers (options: ResolvedOptions, codec: TokenCod
       if (pending !== undefined && reply.statusCode < 400) {
         session!.renewal = undefined
         try {
-          cookie.set(reply, codec.sign(pending.claims), pending.lifetime, pending.claims.iat, pending.claims.exp)
+          cookie.set(reply, codec.sign(pending.claims), pending.lifetime, pending.claims)
         } catch (error) {
           // Only a cookie over 4096 bytes gets here; the current cookie stays valid until its exp.
           request.log.warn({ err: error }, 'fastify-token-cookie: renewal not sent')
@@ -151,14 +162,23 @@ export function createSessionHandlers (options: ResolvedOptions, codec: TokenCod
       const times = loginClaims(lifetime, Date.now() / 1000)
       // The plugin's claims last: a payload cannot set its own iat, exp, auth_time or lifetime.
       const token = codec.sign({ ...payload, [lifetimeClaim]: toLifetimeClaim(lifetime), ...times })
-      cookie.set(this, token, lifetime, times.iat, times.exp)
-      cancelRenewal(this.request)
+      cookie.set(this, token, lifetime, times)
+      issued(this.request, expiryOf(times, lifetime))
       return token
     },
 
     clearTokenCookie (this: FastifyReply) {
       cookie.clear(this)
-      cancelRenewal(this.request)
+      issued(this.request, null)
+    },
+
+    tokenExpiry (this: FastifyRequest) {
+      const session = (this as RequestWithSession)[kSession]
+      if (session === null) return null
+      if (session.issued !== undefined) return session.issued
+      if (session.renewal !== undefined) return expiryOf(session.renewal.claims, session.renewal.lifetime)
+      const outcome = session.outcome
+      return 'verified' in outcome ? expiryOf(outcome.verified, outcome.lifetime) : null
     }
   }
 }

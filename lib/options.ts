@@ -33,6 +33,7 @@ export interface ResolvedOptions {
   clockTolerance: number
   bearer: boolean
   isRevoked?: IsRevoked
+  expiryHint: boolean
 }
 
 export const defaultLifetime: Lifetime = { policy: 'sliding', maxAge: 30 * 60, absoluteMaxAge: 12 * 60 * 60, sessionCookie: false }
@@ -64,6 +65,7 @@ export function resolveOptions (options: TokenCookieOptions): ResolvedOptions {
   const clockTolerance = tolerance === undefined || tolerance === 0 ? 0 : duration('verify.clockTolerance', tolerance)
   if (options.bearer !== undefined && typeof options.bearer !== 'boolean') fail('bearer', 'must be a boolean')
   if (options.isRevoked !== undefined && typeof options.isRevoked !== 'function') fail('isRevoked', 'must be a function')
+  if (options.expiryHint !== undefined && typeof options.expiryHint !== 'boolean') fail('expiryHint', 'must be a boolean')
   return {
     lifetime: resolveLifetime(options, defaultLifetime),
     renewAfter,
@@ -80,7 +82,8 @@ export function resolveOptions (options: TokenCookieOptions): ResolvedOptions {
     },
     clockTolerance,
     bearer: options.bearer ?? false,
-    isRevoked: options.isRevoked
+    isRevoked: options.isRevoked,
+    expiryHint: options.expiryHint ?? false
   }
 }
 

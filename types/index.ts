@@ -82,6 +82,19 @@ export interface TokenCookieOptions extends LoginOptions {
   /** Also accept `Authorization: Bearer <token>`; the header wins over the cookie. */
   bearer?: boolean
   isRevoked?: IsRevoked
+  /**
+   * Also set a readable `<cookieName>.exp` cookie, `e=<expiresAt>&a=<absoluteExpiresAt>`,
+   * so scripts can warn before the session ends. The server never reads it.
+   */
+  expiryHint?: boolean
+}
+
+/** When the current token expires, in seconds since epoch. */
+export interface TokenExpiry {
+  /** The token's `exp`: for a sliding session, the end of the idle window. */
+  expiresAt: number
+  /** When the login ends whatever happens: the absolute cap for sliding sessions, else `exp`. */
+  absoluteExpiresAt: number
 }
 
 /** Per-route settings, under `config: { tokenCookie: { … } }`. */
@@ -94,6 +107,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Resolves to the verified payload and sets `request.user`; rejects with a 401 otherwise. */
     verifyToken<T extends object = TokenPayload>(): Promise<T & TokenClaims>
+    /** Expiry of the verified token (the renewed or newly set one, when this request renews or logs in), or `null`. */
+    tokenExpiry(): TokenExpiry | null
   }
   interface FastifyReply {
     /** Signs `payload`, sets the token cookie and resolves to the token. */
