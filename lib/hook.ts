@@ -15,9 +15,8 @@ export const kSession = Symbol('fastify-token-cookie.session')
 /** What verifying a request's token came to. */
 type Outcome =
   | { verified: TokenPayload, lifetime: Lifetime }
-  | { rejected: Error }
-  /** `isRevoked` threw: the request fails with its error. */
-  | { failed: unknown }
+  /** A bad token (`fatal: false`), or `isRevoked` failed and so does the request (`fatal: true`). */
+  | { error: unknown, fatal: boolean }
   | { missing: true }
 
 interface Session {
@@ -42,6 +41,10 @@ export interface SessionHandlers {
   tokenExpiry: (this: FastifyRequest) => TokenExpiry | null
 }
 
+function rejected (error: unknown): Outcome {
+  return { error, fatal: false }
+}
+
 function expiryOf (claims: TimeClaims, lifetime: Lifetime): TokenExpiry {
   return { expiresAt: claims.exp, absoluteExpiresAt: absoluteExpiresAt(lifetime, claims) }
 }
@@ -58,7 +61,7 @@ export function createSessionHandlers (options: ResolvedOptions, codec: TokenCod
     if (found !== undefined) {
       const outcome = 'token' in found
         ? verify(found.token, request)
-        : { rejected: new TokenInvalidError(found.problem === 'duplicate' ? 'the cookie was sent more than once' : 'malformed Authorization header') }
+        : rejected(new TokenInvalidError(found.problem === 'duplicate' ? 'the cookie was sent more than once' : 'malformed Authorization header'))
       session = { source: found.source, outcome, renewal: undefined }
     }
     (request as RequestWithSession)[kSession] = session
@@ -70,29 +73,30 @@ export function createSessionHandlers (options: ResolvedOptions, codec: TokenCod
     try {
       payload = codec.verify(token)
     } catch (error) {
-      return { rejected: error as Error }
+      return rejected(error)
     }
     const lifetime = lifetimeOf(payload[lifetimeClaim], options.lifetime)
-    if (lifetime === undefined) return { rejected: new TokenInvalidError(`malformed ${lifetimeClaim} claim`) }
+    if (lifetime === undefined) return rejected(new TokenInvalidError(`malformed ${lifetimeClaim} claim`))
     const times = checkTimes(payload, lifetime, Date.now() / 1000, clockTolerance)
-    if (times === 'invalid') return { rejected: new TokenInvalidError('missing, non-numeric or future iat, exp or auth_time') }
-    if (times === 'expired') return { rejected: new TokenExpiredError() }
+    if (times === 'invalid') return rejected(new TokenInvalidError('missing, non-numeric or future iat, exp or auth_time'))
+    if (times === 'expired') return rejected(new TokenExpiredError())
     const verified: Outcome = { verified: payload as TokenPayload, lifetime }
     if (isRevoked === undefined) return verified
-    const decide = (revoked: unknown): Outcome => revoked ? { rejected: new TokenRevokedError() } : verified
+    const decide = (revoked: unknown): Outcome => revoked ? rejected(new TokenRevokedError()) : verified
     // A check that failed never counts as "not revoked".
+    const failed = (error: unknown): Outcome => ({ error, fatal: true })
     try {
       const revoked = isRevoked(verified.verified, request)
-      return revoked instanceof Promise ? revoked.then(decide, (error: unknown) => ({ failed: error })) : decide(revoked)
+      return revoked instanceof Promise ? revoked.then(decide, failed) : decide(revoked)
     } catch (error) {
-      return { failed: error }
+      return failed(error)
     }
   }
 
   /** Applies the lifetime policy to a settled outcome; returns the error the request fails with, if any. */
   function applyPolicy (request: FastifyRequest, reply: FastifyReply, session: Session, outcome: Outcome): unknown {
-    if ('failed' in outcome) return outcome.failed
-    if ('rejected' in outcome) {
+    if ('error' in outcome) {
+      if (outcome.fatal) return outcome.error
       // A bad cookie goes: the browser stops sending it. A bad header is the client's to drop.
       if (session.source === 'cookie') cookie.clear(reply)
       return undefined
@@ -149,8 +153,7 @@ export function createSessionHandlers (options: ResolvedOptions, codec: TokenCod
         (this as RequestWithSession).user = outcome.verified
         return outcome.verified
       }
-      if ('rejected' in outcome) throw outcome.rejected
-      if ('failed' in outcome) throw outcome.failed
+      if ('error' in outcome) throw outcome.error
       throw new TokenMissingError()
     },
 
@@ -173,8 +176,7 @@ export function createSessionHandlers (options: ResolvedOptions, codec: TokenCod
     },
 
     tokenExpiry (this: FastifyRequest) {
-      const session = (this as RequestWithSession)[kSession]
-      if (session === null) return null
+      const session = sessionOf(this)
       if (session.issued !== undefined) return session.issued
       if (session.renewal !== undefined) return expiryOf(session.renewal.claims, session.renewal.lifetime)
       const outcome = session.outcome

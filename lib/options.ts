@@ -53,7 +53,6 @@ const ownedSignOptions = ['key', 'expiresIn', 'notBefore', 'noTimestamp', 'mutat
 const ownedVerifyOptions = ['key', 'algorithms', 'complete', 'cache', 'ignoreExpiration', 'clockTimestamp', 'maxAge']
 
 export function resolveOptions (options: TokenCookieOptions): ResolvedOptions {
-  if (options === null || typeof options !== 'object') fail('object', 'is required, with at least a secret')
   const { algorithm, secret } = resolveKey(options.secret, options.sign?.algorithm)
   const cookieName = options.cookieName ?? 'token'
   if (typeof cookieName !== 'string' || !cookieNamePattern.test(cookieName)) {
@@ -76,6 +75,7 @@ export function resolveOptions (options: TokenCookieOptions): ResolvedOptions {
     sign: { ...without(options.sign, ownedSignOptions), algorithm },
     verify: {
       ...without(options.verify, ownedVerifyOptions),
+      requiredClaims: requiredClaims(options.verify),
       algorithms: [algorithm],
       ignoreExpiration: true,
       clockTolerance: clockTolerance * 1000
@@ -126,8 +126,8 @@ function resolveKey (secret: TokenCookieOptions['secret'], requested: SignOption
 
 function algorithmsFor (key: KeyObject): Algorithm[] {
   switch (key.asymmetricKeyType) {
+    // PS* sign with a plain RSA key: fast-jwt cannot load 'rsa-pss' keys, so they fall to the default.
     case 'rsa': return ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512']
-    case 'rsa-pss': return ['PS256', 'PS384', 'PS512']
     case 'ec': {
       const curve = key.asymmetricKeyDetails?.namedCurve
       if (curve === 'prime256v1') return ['ES256']
@@ -166,6 +166,15 @@ function resolveCookie (cookieName: string, attributes: CookieAttributes | undef
     delete cookie.domain
   }
   return cookie
+}
+
+// fast-jwt checks allowedIss (aud, sub) only when the token has the claim: a token without it must fail.
+function requiredClaims (verify: VerifyOptions | undefined): string[] {
+  const required = new Set(verify?.requiredClaims ?? [])
+  if (verify?.allowedIss !== undefined) required.add('iss')
+  if (verify?.allowedAud !== undefined) required.add('aud')
+  if (verify?.allowedSub !== undefined) required.add('sub')
+  return [...required]
 }
 
 function wholeSeconds (name: string, value: unknown): number {

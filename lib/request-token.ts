@@ -21,12 +21,12 @@ export function findToken (headers: { cookie?: string, authorization?: string },
 }
 
 function readBearer (authorization: string): FoundToken {
-  const space = authorization.indexOf(' ')
-  const scheme = space === -1 ? authorization : authorization.slice(0, space)
+  const separator = authorization.search(/\s/)
+  const scheme = separator === -1 ? authorization : authorization.slice(0, separator)
   if (scheme.toLowerCase() !== 'bearer') return undefined
-  const token = space === -1 ? '' : authorization.slice(space + 1)
-  // Nothing after the scheme, or more than one space: malformed, not a missing token.
-  if (token === '' || /\s/.test(token)) return { source: 'header', problem: 'malformed' }
+  const token = separator === -1 ? '' : authorization.slice(separator + 1)
+  // Nothing after the scheme, a tab, or more than one space: malformed, not a missing token.
+  if (authorization[separator] !== ' ' || token === '' || /\s/.test(token)) return { source: 'header', problem: 'malformed' }
   return { source: 'header', token }
 }
 
