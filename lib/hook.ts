@@ -36,7 +36,7 @@ export interface SessionHandlers {
   onRequest: (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
   onSend: (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (error: null, payload: unknown) => void) => void
   verifyToken: (this: FastifyRequest) => Promise<TokenPayload>
-  setTokenCookie: (this: FastifyReply, payload: Record<string, unknown>, login?: LoginOptions) => Promise<string>
+  setTokenCookie: (this: FastifyReply, payload: object, login?: LoginOptions) => Promise<string>
   clearTokenCookie: (this: FastifyReply) => void
   tokenExpiry: (this: FastifyRequest) => TokenExpiry | null
 }

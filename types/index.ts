@@ -1,4 +1,6 @@
 // Public types of fastify-token-cookie and the declaration merging for its decorators.
+// `request.user` is not declared here: @fastify/jwt declares it, and two declarations would clash in apps
+// that use both. In TypeScript, use the value `verifyToken<T>()` resolves to.
 import type { FastifyRequest } from 'fastify'
 import type { Duration } from '../lib/duration.js'
 
@@ -61,6 +63,9 @@ export interface TokenClaims {
 /** A verified token's payload: the app's claims and the plugin's. */
 export type TokenPayload = TokenClaims & Record<string, unknown>
 
+/** An object payload: arrays and functions are refused. */
+export type PlainObject<T> = T extends readonly unknown[] | ((...args: never[]) => unknown) ? never : T
+
 /** What a login may override ("remember me"). */
 export interface LoginOptions {
   policy?: Policy
@@ -112,7 +117,7 @@ declare module 'fastify' {
   }
   interface FastifyReply {
     /** Signs `payload`, sets the token cookie and resolves to the token. */
-    setTokenCookie(payload: Record<string, unknown>, options?: LoginOptions): Promise<string>
+    setTokenCookie<T extends object>(payload: T & PlainObject<T>, options?: LoginOptions): Promise<string>
     /** Expires the token cookie and cancels a renewal queued for this request. */
     clearTokenCookie(): void
   }
