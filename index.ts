@@ -6,30 +6,37 @@ import fp from 'fastify-plugin'
 import { createCookieWriter } from './lib/cookie.js'
 import { createSessionHandlers, kSession } from './lib/hook.js'
 import { resolveOptions, type ResolvedOptions } from './lib/options.js'
-import { createCodec, type JwtSignerVerifier } from './lib/token.js'
+import { createCodec, type CodecKey, type JwtSignerVerifier } from './lib/token.js'
 import type { TokenCookieOptions } from './types/index.js'
 
 export type * from './types/index.js'
 export {
-  OptionsError, TokenExpiredError, TokenInvalidError, TokenMissingError, TokenRevokedError, TokenTooLargeError
+  OptionsError, TokenCrossSiteError, TokenExpiredError, TokenInvalidError, TokenMissingError, TokenRevokedError, TokenTooLargeError
 } from './lib/errors.js'
 
-// @fastify/jwt under its own namespace, in a context of its own: the app's @fastify/jwt, if any, is untouched.
-const jwtNamespace = 'tokenCookie'
-
-async function registerJwt (app: FastifyInstance, options: ResolvedOptions): Promise<JwtSignerVerifier> {
-  let jwt: JwtSignerVerifier | undefined
+// @fastify/jwt under namespaces of its own (one a key), in a context of its own:
+// the app's @fastify/jwt, if any, is untouched.
+async function registerJwt (app: FastifyInstance, options: ResolvedOptions): Promise<CodecKey[]> {
+  const keys: CodecKey[] = []
   await app.register(async function tokenCookieJwt (child) {
-    await child.register(fastifyJwt, { namespace: jwtNamespace, secret: options.secret, sign: options.sign, verify: options.verify })
-    jwt = (child.jwt as unknown as Record<string, JwtSignerVerifier>)[jwtNamespace]
+    for (const [index, { kid, algorithm, secret }] of options.keys.entries()) {
+      const namespace = `tokenCookie${index}`
+      await child.register(fastifyJwt, {
+        namespace,
+        secret,
+        sign: { ...options.sign, algorithm, ...(kid === undefined ? {} : { kid }) },
+        verify: { ...options.verify, algorithms: [algorithm] }
+      })
+      keys.push({ kid, algorithm, jwt: (child.jwt as unknown as Record<string, JwtSignerVerifier>)[namespace] })
+    }
   })
-  return jwt!
+  return keys
 }
 
 const plugin: FastifyPluginAsync<TokenCookieOptions> = async function fastifyTokenCookie (app, pluginOptions) {
   const options = resolveOptions(pluginOptions)
   if (!app.hasReplyDecorator('setCookie')) await app.register(fastifyCookie)
-  const codec = createCodec(await registerJwt(app, options), options.algorithm)
+  const codec = createCodec(await registerJwt(app, options))
   const cookie = createCookieWriter(options.cookieName, options.cookie, options.expiryHint, app.serializeCookie)
   const handlers = createSessionHandlers(options, codec, cookie)
 

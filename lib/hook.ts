@@ -1,8 +1,8 @@
 // The onRequest hook, the onSend renewal writer and the decorators: one verification per request, shared by all.
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { CookieWriter } from './cookie.js'
-import { TokenExpiredError, TokenInvalidError, TokenMissingError, TokenRevokedError } from './errors.js'
-import { resolveLifetime, type ResolvedOptions } from './options.js'
+import { TokenCrossSiteError, TokenExpiredError, TokenInvalidError, TokenMissingError, TokenRevokedError } from './errors.js'
+import { normaliseOrigin, resolveLifetime, type ResolvedOptions } from './options.js'
 import {
   absoluteExpiresAt, checkTimes, lifetimeClaim, lifetimeOf, loginClaims, renewal, toLifetimeClaim, type Lifetime, type TimeClaims
 } from './policy.js'
@@ -11,6 +11,8 @@ import { hasPrototypeKey, isPlainObject, type TokenCodec } from './token.js'
 import type { LoginOptions, TokenExpiry, TokenPayload } from '../types/index.js'
 
 export const kSession = Symbol('fastify-token-cookie.session')
+
+const safeMethods = new Set(['GET', 'HEAD', 'OPTIONS'])
 
 /** What verifying a request's token came to. */
 type Outcome =
@@ -50,13 +52,26 @@ function expiryOf (claims: TimeClaims, lifetime: Lifetime): TokenExpiry {
 }
 
 export function createSessionHandlers (options: ResolvedOptions, codec: TokenCodec, cookie: CookieWriter): SessionHandlers {
-  const { cookieName, bearer, isRevoked, renewAfter, clockTolerance } = options
+  const { cookieName, bearer, isRevoked, renewAfter, clockTolerance, csrf } = options
+
+  /**
+   * The cross-site request guard, as Go's http.CrossOriginProtection decides, for requests that carry the cookie:
+   * safe methods pass; then a trusted Origin; then Sec-Fetch-Site; then, without it, Origin against this origin.
+   */
+  function crossSiteAllowed (request: FastifyRequest): boolean {
+    if (csrf === false || safeMethods.has(request.method) || request.routeOptions.config?.tokenCookie?.csrf === false) return true
+    const origin = request.headers.origin
+    if (origin !== undefined && csrf.trustedOrigins.has(normaliseOrigin(origin) ?? '')) return true
+    const site = request.headers['sec-fetch-site']
+    if (site !== undefined) return site === 'same-origin' || site === 'none'
+    // Not a browser that sends fetch metadata: an Origin, if any, must be our own.
+    return origin === undefined || normaliseOrigin(origin) === normaliseOrigin(`${request.protocol}://${request.host}`)
+  }
 
   /** Finds and verifies the request's token, once: the hook and `verifyToken()` share the result. */
-  function sessionOf (request: FastifyRequest): Session {
+  function sessionOf (request: FastifyRequest, found = findToken(request.headers, cookieName, bearer)): Session {
     const existing = (request as RequestWithSession)[kSession]
     if (existing) return existing
-    const found = findToken(request.headers, cookieName, bearer)
     let session: Session = noToken
     if (found !== undefined) {
       const outcome = 'token' in found
@@ -120,7 +135,14 @@ export function createSessionHandlers (options: ResolvedOptions, codec: TokenCod
 
   return {
     onRequest (request, reply, done) {
-      const session = sessionOf(request)
+      const existing = (request as RequestWithSession)[kSession]
+      const found = existing ? undefined : findToken(request.headers, cookieName, bearer)
+      // Before any verification: a forged request costs no crypto, and is neither logged out nor renewed.
+      if ((existing?.source ?? found?.source) === 'cookie' && !crossSiteAllowed(request)) {
+        done(new TokenCrossSiteError())
+        return
+      }
+      const session = existing ?? sessionOf(request, found)
       const outcome = session.outcome
       if (outcome instanceof Promise) {
         outcome.then((settled) => {

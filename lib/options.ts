@@ -4,7 +4,7 @@ import { toSeconds } from './duration.js'
 import { OptionsError } from './errors.js'
 import { policies, type Lifetime } from './policy.js'
 import type {
-  Algorithm, CookieAttributes, IsRevoked, LoginOptions, SignOptions, TokenCookieOptions, VerifyOptions
+  Algorithm, AsymmetricKey, CookieAttributes, HmacKey, IsRevoked, KeyPair, LoginOptions, SignOptions, TokenCookieOptions, VerifyOptions
 } from '../types/index.js'
 
 export interface ResolvedCookieAttributes {
@@ -22,18 +22,27 @@ export interface ResolvedOptions {
   renewAfter: number
   cookieName: string
   cookie: ResolvedCookieAttributes
-  algorithm: Algorithm
-  /** What @fastify/jwt gets as `secret`. */
-  secret: string | Buffer | { private: string | Buffer, public: string | Buffer }
-  /** Sign options for @fastify/jwt, the algorithm pinned. */
+  /** Signing keys: the first signs; with more than one, each token names its key by `kid`. */
+  keys: SigningKey[]
+  /** Sign options for @fastify/jwt, less the algorithm (per key). */
   sign: Record<string, unknown>
-  /** Verify options for @fastify/jwt, the algorithm pinned and expiry left to the lifetime policy. */
+  /** Verify options for @fastify/jwt, less the algorithm (per key); expiry is left to the lifetime policy. */
   verify: Record<string, unknown>
   /** Allowed clock skew, seconds. */
   clockTolerance: number
   bearer: boolean
   isRevoked?: IsRevoked
   expiryHint: boolean
+  /** Normalised trusted origins, or `false` when the cross-site guard is off. */
+  csrf: { trustedOrigins: Set<string> } | false
+}
+
+export interface SigningKey {
+  /** Undefined for a single secret, which needs no `kid`. */
+  kid: string | undefined
+  algorithm: Algorithm
+  /** What @fastify/jwt gets as `secret`. */
+  secret: string | Buffer | KeyPair
 }
 
 export const defaultLifetime: Lifetime = { policy: 'sliding', maxAge: 30 * 60, absoluteMaxAge: 12 * 60 * 60, sessionCookie: false }
@@ -53,7 +62,7 @@ const ownedSignOptions = ['key', 'expiresIn', 'notBefore', 'noTimestamp', 'mutat
 const ownedVerifyOptions = ['key', 'algorithms', 'complete', 'cache', 'ignoreExpiration', 'clockTimestamp', 'maxAge']
 
 export function resolveOptions (options: TokenCookieOptions): ResolvedOptions {
-  const { algorithm, secret } = resolveKey(options.secret, options.sign?.algorithm)
+  const keys = resolveKeys(options.secret, options.sign?.algorithm)
   const cookieName = options.cookieName ?? 'token'
   if (typeof cookieName !== 'string' || !cookieNamePattern.test(cookieName)) {
     fail('cookieName', 'must be a cookie name (letters, digits and !#$%&\'*+-.^_`|~)')
@@ -70,20 +79,19 @@ export function resolveOptions (options: TokenCookieOptions): ResolvedOptions {
     renewAfter,
     cookieName,
     cookie: resolveCookie(cookieName, options.cookie),
-    algorithm,
-    secret,
-    sign: { ...without(options.sign, ownedSignOptions), algorithm },
+    keys,
+    sign: without(options.sign, ownedSignOptions),
     verify: {
       ...without(options.verify, ownedVerifyOptions),
       requiredClaims: requiredClaims(options.verify),
-      algorithms: [algorithm],
       ignoreExpiration: true,
       clockTolerance: clockTolerance * 1000
     },
     clockTolerance,
     bearer: options.bearer ?? false,
     isRevoked: options.isRevoked,
-    expiryHint: options.expiryHint ?? false
+    expiryHint: options.expiryHint ?? false,
+    csrf: resolveCsrf(options.csrf)
   }
 }
 
@@ -99,7 +107,24 @@ export function resolveLifetime (options: LoginOptions, base: Lifetime): Lifetim
   return { policy, maxAge, absoluteMaxAge, sessionCookie: policy === 'sliding' && sessionCookie }
 }
 
-function resolveKey (secret: TokenCookieOptions['secret'], requested: SignOptions['algorithm']): Pick<ResolvedOptions, 'algorithm' | 'secret'> {
+const kidPattern = /^[A-Za-z0-9._-]{1,64}$/
+
+function resolveKeys (secret: TokenCookieOptions['secret'], requested: SignOptions['algorithm']): SigningKey[] {
+  if (!Array.isArray(secret)) return [{ kid: undefined, ...resolveKey(secret as string | Buffer | KeyPair, requested) }]
+  if (secret.length === 0) fail('secret', 'must list at least one key')
+  const kids = new Set<string>()
+  return secret.map((entry: HmacKey | AsymmetricKey, index) => {
+    if (entry === null || typeof entry !== 'object') fail(`secret[${index}]`, 'must be { kid, secret } or { kid, private, public }')
+    const { kid } = entry
+    if (typeof kid !== 'string' || !kidPattern.test(kid)) fail(`secret[${index}].kid`, 'must be 1 to 64 characters of A-Z a-z 0-9 . _ -')
+    if (kids.has(kid)) fail(`secret[${index}].kid`, `${kid} is not unique`)
+    kids.add(kid)
+    const material = 'secret' in entry ? entry.secret : { private: entry.private, public: entry.public }
+    return { kid, ...resolveKey(material, entry.algorithm ?? requested) }
+  })
+}
+
+function resolveKey (secret: string | Buffer | KeyPair, requested: SignOptions['algorithm']): Omit<SigningKey, 'kid'> {
   if (typeof secret === 'string' || Buffer.isBuffer(secret)) {
     if (Buffer.byteLength(secret) < minimumSecretBytes) fail('secret', `must be at least ${minimumSecretBytes} bytes`)
     const algorithm = requested ?? 'HS256'
@@ -122,6 +147,33 @@ function resolveKey (secret: TokenCookieOptions['secret'], requested: SignOption
     fail('sign.algorithm', `${String(algorithm)} does not fit a ${String(publicKey.asymmetricKeyType)} key`)
   }
   return { algorithm, secret: { private: secret.private, public: secret.public } }
+}
+
+function resolveCsrf (csrf: TokenCookieOptions['csrf']): ResolvedOptions['csrf'] {
+  if (csrf === false) return false
+  if (csrf === undefined || csrf === true) return { trustedOrigins: new Set() }
+  if (csrf === null || typeof csrf !== 'object') fail('csrf', 'must be false, true or { trustedOrigins }')
+  const origins = csrf.trustedOrigins ?? []
+  if (!Array.isArray(origins)) fail('csrf.trustedOrigins', 'must be a list of origins')
+  return {
+    trustedOrigins: new Set(origins.map((origin) => {
+      const normalised = typeof origin === 'string' ? normaliseOrigin(origin) : undefined
+      if (normalised === undefined) fail('csrf.trustedOrigins', `${JSON.stringify(origin)} is not an origin like 'https://app.example.com'`)
+      return normalised
+    }))
+  }
+}
+
+/** `scheme://host[:port]` with the default port dropped, or `undefined` for anything else (`null`, paths). */
+export function normaliseOrigin (origin: string): string | undefined {
+  let url: URL
+  try {
+    url = new URL(origin)
+  } catch {
+    return undefined
+  }
+  const bare = url.pathname === '/' && url.search === '' && url.hash === '' && url.username === '' && !origin.endsWith('/')
+  return bare && url.origin !== 'null' ? url.origin : undefined
 }
 
 function algorithmsFor (key: KeyObject): Algorithm[] {

@@ -8,6 +8,13 @@ export interface JwtSignerVerifier {
   verify: (token: string) => unknown
 }
 
+/** A key ready to use: its algorithm and @fastify/jwt's signer and verifier for it. */
+export interface CodecKey {
+  kid: string | undefined
+  algorithm: Algorithm
+  jwt: JwtSignerVerifier
+}
+
 export interface TokenCodec {
   sign: (claims: Record<string, unknown>) => string
   /** The payload of a well-formed token with a good signature; throws `FST_TOKEN_COOKIE_INVALID` otherwise. */
@@ -24,14 +31,27 @@ const refusedHeaders = ['crit', 'jwk', 'jku', 'x5u', 'x5c', 'x5t', 'x5t#S256']
 // Keys that would reach an object's prototype when copied.
 const prototypeKeys = new Set(['__proto__', 'constructor', 'prototype'])
 
-export function createCodec (jwt: JwtSignerVerifier, algorithm: Algorithm): TokenCodec {
+/** Signs with the first key; verifies with the key the token's `kid` names (a single secret has no `kid`). */
+export function createCodec (keys: CodecKey[]): TokenCodec {
+  const [current] = keys
+  const byKid = new Map(keys.map((key) => [key.kid, key]))
+  const keyFor = (header: Record<string, unknown>): CodecKey => {
+    if (current.kid === undefined) return current
+    // Never a fallback: an unknown or missing kid names no key.
+    const key = typeof header.kid === 'string' ? byKid.get(header.kid) : undefined
+    if (key === undefined) throw new TokenInvalidError(`no key for kid ${JSON.stringify(header.kid)}`)
+    return key
+  }
   return {
-    sign: (claims) => jwt.sign(claims),
+    sign: (claims) => current.jwt.sign(claims),
     verify (token) {
-      checkStructure(token, algorithm)
+      const header = checkStructure(token)
+      const key = keyFor(header)
+      // Pinned per key: `none`, another HMAC size or another key type never reaches the verifier.
+      if (header.alg !== key.algorithm) throw new TokenInvalidError(`algorithm ${String(header.alg)} is not ${key.algorithm}`)
       let payload: unknown
       try {
-        payload = jwt.verify(token)
+        payload = key.jwt.verify(token)
       } catch (error) {
         throw new TokenInvalidError((error as Error).message)
       }
@@ -44,8 +64,8 @@ export function createCodec (jwt: JwtSignerVerifier, algorithm: Algorithm): Toke
   }
 }
 
-/** Rejects, before any crypto, what cannot be a token of ours. */
-function checkStructure (token: string, algorithm: Algorithm): void {
+/** Rejects, before any crypto, what cannot be a token of ours; returns its header. */
+function checkStructure (token: string): Record<string, unknown> {
   if (token.length > maxTokenBytes) throw new TokenInvalidError(`longer than ${maxTokenBytes} bytes`)
   if (!compactJws.test(token)) throw new TokenInvalidError('not a signed JWT')
   // One spelling per signature: unused low bits in its last character would give copies of a token other strings.
@@ -58,11 +78,10 @@ function checkStructure (token: string, algorithm: Algorithm): void {
     throw new TokenInvalidError('the header is not JSON')
   }
   if (!isPlainObject(header)) throw new TokenInvalidError('the header is not a JSON object')
-  // Pinned: `none`, another HMAC size or another key type never reaches the verifier.
-  if (header.alg !== algorithm) throw new TokenInvalidError(`algorithm ${String(header.alg)} is not ${algorithm}`)
   for (const name of refusedHeaders) {
     if (Object.hasOwn(header, name)) throw new TokenInvalidError(`header ${name} is not accepted`)
   }
+  return header
 }
 
 export function isPlainObject (value: unknown): value is Record<string, unknown> {

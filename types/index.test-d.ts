@@ -9,9 +9,12 @@ import tokenCookie, {
   TokenMissingError,
   TokenRevokedError,
   TokenTooLargeError,
+  type AsymmetricKey,
   type CookieAttributes,
   type Duration,
+  type HmacKey,
   type IsRevoked,
+  type KeyPair,
   type LoginOptions,
   type Policy,
   type Secret,
@@ -117,7 +120,7 @@ expectNotAssignable<Duration>('soon')
 expectNotAssignable<Duration>(true)
 
 expectType<'session' | 'persistent' | 'sliding'>(typeOf<Policy>())
-expectType<string | Buffer | { private: string | Buffer, public: string | Buffer }>(typeOf<Secret>())
+expectType<string | Buffer | KeyPair | ReadonlyArray<HmacKey | AsymmetricKey>>(typeOf<Secret>())
 expectType<Secret>(typeOf<TokenCookieOptions['secret']>())
 expectType<Policy | undefined>(typeOf<TokenCookieOptions['policy']>())
 expectType<Duration | undefined>(typeOf<TokenCookieOptions['maxAge']>())
@@ -259,3 +262,19 @@ expectError(app.route({ method: 'GET', url: '/poll4', config: { tokenCookie: { r
 // route's ContextConfig generic from the literal and types `config` as `FastifyContextConfig & ContextConfig`,
 // so there is no excess-property check and `false` passes the all-optional TokenCookieRouteConfig: a Fastify
 // limitation that no declaration in this package can close.
+
+// ---------------------------------------------------------------- key rotation and the cross-site guard
+app.register(tokenCookie, {
+  secret: [
+    { kid: '2026-11', secret: 'x'.repeat(32) },
+    { kid: '2026-10', secret: Buffer.alloc(32), algorithm: 'HS512' },
+    { kid: 'rsa', private: 'pem', public: 'pem', algorithm: 'RS256' }
+  ],
+  csrf: { trustedOrigins: ['https://admin.example'] }
+})
+app.register(tokenCookie, { secret: 'x'.repeat(32), csrf: false })
+app.get('/webhook', { config: { tokenCookie: { csrf: false } } }, async () => 'ok')
+expectError(app.register(tokenCookie, { secret: [{ secret: 'x'.repeat(32) }] }))
+expectError(app.register(tokenCookie, { secret: [{ kid: 'a', secret: 'x'.repeat(32), algorithm: 'RS256' }] }))
+expectError(app.register(tokenCookie, { secret: 'x'.repeat(32), csrf: { trustedOrigins: 'https://admin.example' } }))
+expectError(app.get('/hook', { config: { tokenCookie: { csrf: 'off' } } }, async () => 'ok'))

@@ -15,8 +15,33 @@ export type AsymmetricAlgorithm =
   | 'ES256' | 'ES384' | 'ES512' | 'EdDSA'
 export type Algorithm = HmacAlgorithm | AsymmetricAlgorithm
 
-/** An HMAC secret of at least 32 bytes, or a PEM key pair. */
-export type Secret = string | Buffer | { private: string | Buffer, public: string | Buffer }
+/** A PEM key pair. */
+export interface KeyPair {
+  private: string | Buffer
+  public: string | Buffer
+}
+
+/** One key of a rotation list: an HMAC secret of at least 32 bytes. */
+export interface HmacKey {
+  /** Names the key in the token header: `[A-Za-z0-9._-]`, 1 to 64 characters, unique in the list. */
+  kid: string
+  secret: string | Buffer
+  /** Default HS256. */
+  algorithm?: HmacAlgorithm
+}
+
+/** One key of a rotation list: a PEM key pair. */
+export interface AsymmetricKey extends KeyPair {
+  kid: string
+  /** Default from the key: RS256 for RSA, ES256/384/512 for P-256/384/521, EdDSA for Ed25519. */
+  algorithm?: AsymmetricAlgorithm
+}
+
+/**
+ * An HMAC secret of at least 32 bytes, a PEM key pair, or a list of keys for rotation:
+ * tokens are signed with the first and verified with the one their `kid` names.
+ */
+export type Secret = string | Buffer | KeyPair | ReadonlyArray<HmacKey | AsymmetricKey>
 
 export interface CookieAttributes {
   httpOnly?: boolean
@@ -88,6 +113,11 @@ export interface TokenCookieOptions extends LoginOptions {
   bearer?: boolean
   isRevoked?: IsRevoked
   /**
+   * The cross-site request guard (on by default): unsafe requests carrying the cookie must come from
+   * this origin, or from one of `trustedOrigins` (`'https://app.example.com'`). `false` turns it off.
+   */
+  csrf?: boolean | { trustedOrigins?: string[] }
+  /**
    * Also set a readable `<cookieName>.exp` cookie, `e=<expiresAt>&a=<absoluteExpiresAt>`,
    * so scripts can warn before the session ends. The server never reads it.
    */
@@ -106,6 +136,8 @@ export interface TokenExpiry {
 export interface TokenCookieRouteConfig {
   /** `false`: requests to this route never renew the session (polling endpoints). */
   renew?: boolean
+  /** `false`: the cross-site request guard lets this route's requests through (webhooks). */
+  csrf?: boolean
 }
 
 declare module 'fastify' {
