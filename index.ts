@@ -6,12 +6,14 @@ import fp from 'fastify-plugin'
 import { createCookieWriter } from './lib/cookie.js'
 import { createSessionHandlers, kSession } from './lib/hook.js'
 import { resolveOptions, type ResolvedOptions } from './lib/options.js'
+import { createRevocationApi, createRevocations } from './lib/revocation.js'
 import { createCodec, type CodecKey, type JwtSignerVerifier } from './lib/token.js'
 import type { TokenCookieOptions } from './types/index.js'
 
 export type * from './types/index.js'
+export { memoryStore } from './lib/store.js'
 export {
-  OptionsError, TokenCrossSiteError, TokenExpiredError, TokenInvalidError, TokenMissingError, TokenRevokedError, TokenTooLargeError
+  OptionsError, StoreUnavailableError, TokenCrossSiteError, TokenExpiredError, TokenInvalidError, TokenMissingError, TokenRevokedError, TokenTooLargeError
 } from './lib/errors.js'
 
 // @fastify/jwt under namespaces of its own (one a key), in a context of its own:
@@ -38,8 +40,10 @@ const plugin: FastifyPluginAsync<TokenCookieOptions> = async function fastifyTok
   if (!app.hasReplyDecorator('setCookie')) await app.register(fastifyCookie)
   const codec = createCodec(await registerJwt(app, options))
   const cookie = createCookieWriter(options.cookieName, options.cookie, options.expiryHint, app.serializeCookie)
-  const handlers = createSessionHandlers(options, codec, cookie)
+  const revocations = createRevocations(options, app.log)
+  const handlers = createSessionHandlers(options, codec, cookie, revocations)
 
+  app.decorate('tokenCookie', createRevocationApi(revocations, options))
   app.decorateRequest(kSession, null)
   app.decorateRequest('verifyToken', handlers.verifyToken)
   app.decorateRequest('tokenExpiry', handlers.tokenExpiry)

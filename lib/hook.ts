@@ -7,18 +7,28 @@ import {
   absoluteExpiresAt, checkTimes, lifetimeClaim, lifetimeOf, loginClaims, renewal, toLifetimeClaim, type Lifetime, type TimeClaims
 } from './policy.js'
 import { findToken, type TokenSource } from './request-token.js'
-import { hasPrototypeKey, isPlainObject, type TokenCodec } from './token.js'
+import type { Revocations, Verdict } from './revocation.js'
+import { hasPrototypeKey, isPlainObject, randomId, type TokenCodec } from './token.js'
 import type { LoginOptions, TokenExpiry, TokenPayload } from '../types/index.js'
 
 export const kSession = Symbol('fastify-token-cookie.session')
 
 const safeMethods = new Set(['GET', 'HEAD', 'OPTIONS'])
 
+interface Verified { verified: TokenPayload, lifetime: Lifetime }
+
 /** What verifying a request's token came to. */
 type Outcome =
-  | { verified: TokenPayload, lifetime: Lifetime }
-  /** A bad token (`fatal: false`), or `isRevoked` failed and so does the request (`fatal: true`). */
-  | { error: unknown, fatal: boolean }
+  | Verified
+  | {
+    error: unknown
+    /** `isRevoked` failed: so does the request. Otherwise the request goes on unauthenticated. */
+    fatal: boolean
+    /** A bad token's cookie is cleared; one whose revocation nobody could check (store down) is kept. */
+    clearCookie: boolean
+    /** The good token whose revocation could not be checked: logout still tries to revoke it. */
+    unchecked?: Verified
+  }
   | { missing: true }
 
 interface Session {
@@ -39,20 +49,26 @@ export interface SessionHandlers {
   onSend: (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (error: null, payload: unknown) => void) => void
   verifyToken: (this: FastifyRequest) => Promise<TokenPayload>
   setTokenCookie: (this: FastifyReply, payload: object, login?: LoginOptions) => Promise<string>
-  clearTokenCookie: (this: FastifyReply) => void
+  clearTokenCookie: (this: FastifyReply) => Promise<void>
   tokenExpiry: (this: FastifyRequest) => TokenExpiry | null
 }
 
 function rejected (error: unknown): Outcome {
-  return { error, fatal: false }
+  return { error, fatal: false, clearCookie: true }
+}
+
+function decide (verified: Verified, verdict: Verdict): Outcome {
+  if ('failed' in verdict) return { error: verdict.failed, fatal: true, clearCookie: false }
+  if ('unavailable' in verdict) return { error: verdict.unavailable, fatal: false, clearCookie: false, unchecked: verified }
+  return verdict.revoked ? rejected(new TokenRevokedError()) : verified
 }
 
 function expiryOf (claims: TimeClaims, lifetime: Lifetime): TokenExpiry {
   return { expiresAt: claims.exp, absoluteExpiresAt: absoluteExpiresAt(lifetime, claims) }
 }
 
-export function createSessionHandlers (options: ResolvedOptions, codec: TokenCodec, cookie: CookieWriter): SessionHandlers {
-  const { cookieName, bearer, isRevoked, renewAfter, clockTolerance, csrf } = options
+export function createSessionHandlers (options: ResolvedOptions, codec: TokenCodec, cookie: CookieWriter, revocations: Revocations): SessionHandlers {
+  const { cookieName, bearer, renewAfter, clockTolerance, csrf, store } = options
 
   /**
    * The cross-site request guard, as Go's http.CrossOriginProtection decides, for requests that carry the cookie:
@@ -95,17 +111,23 @@ export function createSessionHandlers (options: ResolvedOptions, codec: TokenCod
     const times = checkTimes(payload, lifetime, Date.now() / 1000, clockTolerance)
     if (times === 'invalid') return rejected(new TokenInvalidError('missing, non-numeric or future iat, exp or auth_time'))
     if (times === 'expired') return rejected(new TokenExpiredError())
-    const verified: Outcome = { verified: payload as TokenPayload, lifetime }
-    if (isRevoked === undefined) return verified
-    const decide = (revoked: unknown): Outcome => revoked ? rejected(new TokenRevokedError()) : verified
-    // A check that failed never counts as "not revoked".
-    const failed = (error: unknown): Outcome => ({ error, fatal: true })
-    try {
-      const revoked = isRevoked(verified.verified, request)
-      return revoked instanceof Promise ? revoked.then(decide, failed) : decide(revoked)
-    } catch (error) {
-      return failed(error)
-    }
+    // With a store, logout revokes by session id: a token without one could not be logged out.
+    if (store !== undefined && (typeof payload.sid !== 'string' || payload.sid === '')) return rejected(new TokenInvalidError('no sid claim'))
+    const verified: Verified = { verified: payload as TokenPayload, lifetime }
+    if (!revocations.active) return verified
+    return revocations.verdict(verified.verified, request).then((verdict) => decide(verified, verdict))
+  }
+
+  /** Revokes the session of this request's token, if it has one, for the rest of its absolute lifetime. */
+  async function revokeCurrent (session: Session): Promise<void> {
+    if (store === undefined) return
+    const outcome = await session.outcome
+    const token = 'verified' in outcome ? outcome : 'unchecked' in outcome ? outcome.unchecked : undefined
+    if (token === undefined) return
+    const { verified: claims, lifetime } = token
+    const ttl = Math.max(1, Math.ceil(absoluteExpiresAt(lifetime, claims) - Date.now() / 1000))
+    // With a store, every verified token has a sid (checked in verify).
+    await revocations.revokeSession(claims.sid as string, ttl)
   }
 
   /** Applies the lifetime policy to a settled outcome; returns the error the request fails with, if any. */
@@ -113,7 +135,7 @@ export function createSessionHandlers (options: ResolvedOptions, codec: TokenCod
     if ('error' in outcome) {
       if (outcome.fatal) return outcome.error
       // A bad cookie goes: the browser stops sending it. A bad header is the client's to drop.
-      if (session.source === 'cookie') cookie.clear(reply)
+      if (outcome.clearCookie && session.source === 'cookie') cookie.clear(reply)
       return undefined
     }
     // A header token is never renewed through a cookie; some routes (polling) must not extend a session.
@@ -160,7 +182,8 @@ export function createSessionHandlers (options: ResolvedOptions, codec: TokenCod
       if (pending !== undefined && reply.statusCode < 400) {
         session!.renewal = undefined
         try {
-          cookie.set(reply, codec.sign(pending.claims), pending.lifetime, pending.claims)
+          // Same session (sid), new token id.
+          cookie.set(reply, codec.sign({ ...pending.claims, jti: randomId() }), pending.lifetime, pending.claims)
         } catch (error) {
           // Only a cookie over 4096 bytes gets here; the current cookie stays valid until its exp.
           request.log.warn({ err: error }, 'fastify-token-cookie: renewal not sent')
@@ -185,8 +208,8 @@ export function createSessionHandlers (options: ResolvedOptions, codec: TokenCod
       if (login !== undefined && (login === null || typeof login !== 'object')) throw new TypeError('setTokenCookie: options must be an object')
       const lifetime = login === undefined ? options.lifetime : resolveLifetime(login, options.lifetime)
       const times = loginClaims(lifetime, Date.now() / 1000)
-      // The plugin's claims last: a payload cannot set its own iat, exp, auth_time or lifetime.
-      const token = codec.sign({ ...payload, [lifetimeClaim]: toLifetimeClaim(lifetime), ...times })
+      // The plugin's claims last: a payload cannot set its own times, lifetime, session id or token id.
+      const token = codec.sign({ ...payload, [lifetimeClaim]: toLifetimeClaim(lifetime), ...times, sid: randomId(), jti: randomId() })
       cookie.set(this, token, lifetime, times)
       issued(this.request, expiryOf(times, lifetime))
       return token
@@ -194,7 +217,12 @@ export function createSessionHandlers (options: ResolvedOptions, codec: TokenCod
 
     clearTokenCookie (this: FastifyReply) {
       cookie.clear(this)
+      const session = sessionOf(this.request)
       issued(this.request, null)
+      const revoked = revokeCurrent(session)
+      // Awaiting is the caller's choice: a rejection it ignores must not become an unhandled one.
+      revoked.catch(() => {})
+      return revoked
     },
 
     tokenExpiry (this: FastifyRequest) {

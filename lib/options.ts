@@ -3,6 +3,7 @@ import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
 import { toSeconds } from './duration.js'
 import { OptionsError } from './errors.js'
 import { policies, type Lifetime } from './policy.js'
+import { memoryStore, type RevocationStore } from './store.js'
 import type {
   Algorithm, AsymmetricKey, CookieAttributes, HmacKey, IsRevoked, KeyPair, LoginOptions, SignOptions, TokenCookieOptions, VerifyOptions
 } from '../types/index.js'
@@ -35,6 +36,10 @@ export interface ResolvedOptions {
   expiryHint: boolean
   /** Normalised trusted origins, or `false` when the cross-site guard is off. */
   csrf: { trustedOrigins: Set<string> } | false
+  store: RevocationStore | undefined
+  /** Seconds. */
+  storeTimeout: number
+  failOpen: boolean
 }
 
 export interface SigningKey {
@@ -58,7 +63,7 @@ const sameSiteValues = ['lax', 'strict', 'none']
 const priorityValues = ['low', 'medium', 'high']
 const hmacAlgorithms: readonly Algorithm[] = ['HS256', 'HS384', 'HS512']
 // Options the plugin owns: the lifetime policy sets the time claims, the key is `secret`.
-const ownedSignOptions = ['key', 'expiresIn', 'notBefore', 'noTimestamp', 'mutatePayload', 'clockTimestamp', 'header']
+const ownedSignOptions = ['key', 'kid', 'jti', 'expiresIn', 'notBefore', 'noTimestamp', 'mutatePayload', 'clockTimestamp', 'header']
 const ownedVerifyOptions = ['key', 'algorithms', 'complete', 'cache', 'ignoreExpiration', 'clockTimestamp', 'maxAge']
 
 export function resolveOptions (options: TokenCookieOptions): ResolvedOptions {
@@ -74,6 +79,7 @@ export function resolveOptions (options: TokenCookieOptions): ResolvedOptions {
   if (options.bearer !== undefined && typeof options.bearer !== 'boolean') fail('bearer', 'must be a boolean')
   if (options.isRevoked !== undefined && typeof options.isRevoked !== 'function') fail('isRevoked', 'must be a function')
   if (options.expiryHint !== undefined && typeof options.expiryHint !== 'boolean') fail('expiryHint', 'must be a boolean')
+  if (options.failOpen !== undefined && typeof options.failOpen !== 'boolean') fail('failOpen', 'must be a boolean')
   return {
     lifetime: resolveLifetime(options, defaultLifetime),
     renewAfter,
@@ -91,7 +97,10 @@ export function resolveOptions (options: TokenCookieOptions): ResolvedOptions {
     bearer: options.bearer ?? false,
     isRevoked: options.isRevoked,
     expiryHint: options.expiryHint ?? false,
-    csrf: resolveCsrf(options.csrf)
+    csrf: resolveCsrf(options.csrf),
+    store: resolveStore(options.store),
+    storeTimeout: options.storeTimeout === undefined ? 0.1 : duration('storeTimeout', options.storeTimeout),
+    failOpen: options.failOpen ?? false
   }
 }
 
@@ -147,6 +156,16 @@ function resolveKey (secret: string | Buffer | KeyPair, requested: SignOptions['
     fail('sign.algorithm', `${String(algorithm)} does not fit a ${String(publicKey.asymmetricKeyType)} key`)
   }
   return { algorithm, secret: { private: secret.private, public: secret.public } }
+}
+
+function resolveStore (store: TokenCookieOptions['store']): RevocationStore | undefined {
+  if (store === undefined || store === false) return undefined
+  if (store === true) return memoryStore({ max: 100_000 })
+  const methods = ['check', 'revokeSession', 'revokeUser'] as const
+  if (store === null || typeof store !== 'object' || methods.some((method) => typeof store[method] !== 'function')) {
+    fail('store', 'must be true or a RevocationStore: { check, revokeSession, revokeUser }')
+  }
+  return store
 }
 
 function resolveCsrf (csrf: TokenCookieOptions['csrf']): ResolvedOptions['csrf'] {
@@ -229,7 +248,8 @@ function requiredClaims (verify: VerifyOptions | undefined): string[] {
   return [...required]
 }
 
-function wholeSeconds (name: string, value: unknown): number {
+/** A duration in whole seconds, at least 1; `FST_TOKEN_COOKIE_OPTIONS` otherwise. */
+export function wholeSeconds (name: string, value: unknown): number {
   const seconds = Math.floor(duration(name, value))
   if (seconds < 1) fail(name, 'must be at least 1 second (token times are whole seconds)')
   return seconds

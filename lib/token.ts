@@ -1,4 +1,5 @@
 // Token signing and verification: cheap structural checks first, then @fastify/jwt (fast-jwt) for the crypto.
+import { randomBytes } from 'node:crypto'
 import { TokenInvalidError } from './errors.js'
 import type { Algorithm } from '../types/index.js'
 
@@ -82,6 +83,11 @@ function checkStructure (token: string): Record<string, unknown> {
     if (Object.hasOwn(header, name)) throw new TokenInvalidError(`header ${name} is not accepted`)
   }
   return header
+}
+
+/** 128 random bits, base64url: session ids (`sid`) and token ids (`jti`). */
+export function randomId (): string {
+  return randomBytes(16).toString('base64url')
 }
 
 export function isPlainObject (value: unknown): value is Record<string, unknown> {

@@ -11,8 +11,12 @@ appendFileSync(`${cjs}/index.js`, '\nmodule.exports = Object.assign(exports.defa
 renameSync(`${cjs}/index.d.ts`, `${cjs}/api.d.ts`)
 const api = await import(`../${cjs}/index.js`)
 const values = Object.keys(api.default).filter((name) => !['default', 'tokenCookie', 'fastifyTokenCookie'].includes(name))
-const typeNames = [...readFileSync(`${cjs}/types/index.d.ts`, 'utf8').matchAll(/^export (?:type|interface) (\w+)/gm)].map((match) => match[1])
-const durationTypes = [...readFileSync(`${cjs}/lib/duration.d.ts`, 'utf8').matchAll(/^export type (\w+)/gm)].map((match) => match[1])
+// Every type name types/index.d.ts exports: declared there, or re-exported with `export type { … } from`.
+const typesSource = readFileSync(`${cjs}/types/index.d.ts`, 'utf8')
+const typeNames = [
+  ...[...typesSource.matchAll(/^export (?:type|interface) (\w+)/gm)].map((match) => match[1]),
+  ...[...typesSource.matchAll(/^export type \{([^}]+)\}/gm)].flatMap((match) => match[1].split(',').map((name) => name.trim()))
+]
 
 writeFileSync(`${cjs}/index.d.ts`, `import type { FastifyInstance } from 'fastify'
 import * as api from './api.js'
@@ -23,7 +27,7 @@ type TokenCookiePlugin = typeof api.tokenCookie
 declare function tokenCookie (instance: FastifyInstance, options: api.TokenCookieOptions): Promise<void>
 
 declare namespace tokenCookie {
-${[...new Set([...typeNames, ...durationTypes])].map((name) => `  export type ${name} = api.${name}`).join('\n')}
+${[...new Set(typeNames)].map((name) => `  export type ${name} = api.${name}`).join('\n')}
 ${values.map((name) => `  export import ${name} = api.${name}`).join('\n')}
   export const tokenCookie: TokenCookiePlugin
   export { tokenCookie as default }

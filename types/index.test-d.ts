@@ -3,6 +3,7 @@ import fastify, { type FastifyPluginAsync, type FastifyReply, type FastifyReques
 import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd'
 import tokenCookie, {
   tokenCookie as namedTokenCookie,
+  memoryStore,
   OptionsError,
   TokenExpiredError,
   TokenInvalidError,
@@ -15,6 +16,7 @@ import tokenCookie, {
   type HmacKey,
   type IsRevoked,
   type KeyPair,
+  type RevocationStore,
   type LoginOptions,
   type Policy,
   type Secret,
@@ -186,7 +188,7 @@ app.post('/login', async (request, reply) => {
   expectError(reply.setTokenCookie(null))
   expectError(reply.setTokenCookie())
 
-  expectType<void>(reply.clearTokenCookie())
+  expectType<Promise<void>>(reply.clearTokenCookie())
   expectError(reply.clearTokenCookie({ sub: 'a' }))
   return { ok: true }
 })
@@ -241,7 +243,7 @@ declare const someRequest: FastifyRequest
 declare const someReply: FastifyReply
 expectType<Promise<TokenPayload>>(someRequest.verifyToken())
 expectType<Promise<string>>(someReply.setTokenCookie({ sub: 'a' }))
-expectType<void>(someReply.clearTokenCookie())
+expectType<Promise<void>>(someReply.clearTokenCookie())
 
 // ---------------------------------------------------------------- per-route config
 app.get('/poll', { config: { tokenCookie: { renew: false } } }, async () => 'ok')
@@ -278,3 +280,18 @@ expectError(app.register(tokenCookie, { secret: [{ secret: 'x'.repeat(32) }] }))
 expectError(app.register(tokenCookie, { secret: [{ kid: 'a', secret: 'x'.repeat(32), algorithm: 'RS256' }] }))
 expectError(app.register(tokenCookie, { secret: 'x'.repeat(32), csrf: { trustedOrigins: 'https://admin.example' } }))
 expectError(app.get('/hook', { config: { tokenCookie: { csrf: 'off' } } }, async () => 'ok'))
+
+// ---------------------------------------------------------------- revocation store
+app.register(tokenCookie, { secret: 'x'.repeat(32), store: true, storeTimeout: '50ms', failOpen: false })
+app.register(tokenCookie, { secret: 'x'.repeat(32), store: memoryStore({ max: 1000 }) })
+const customStore: RevocationStore = {
+  check: async (sid: string, sub: string | undefined) => ({ sessionRevoked: sid === sub, userRevokedAt: undefined }),
+  revokeSession: async () => {},
+  revokeUser: async () => {}
+}
+app.register(tokenCookie, { secret: 'x'.repeat(32), store: customStore })
+expectError(app.register(tokenCookie, { secret: 'x'.repeat(32), store: { check: async () => true } }))
+expectType<Promise<void>>(app.tokenCookie.revokeSession('sid', { ttl: '12h' }))
+expectType<Promise<void>>(app.tokenCookie.revokeUser('alice'))
+expectError(app.tokenCookie.revokeUser('alice', { ttl: true }))
+expectType<string | undefined>(typeOf<TokenPayload>().sid)

@@ -3,8 +3,10 @@
 // that use both. In TypeScript, use the value `verifyToken<T>()` resolves to.
 import type { FastifyRequest } from 'fastify'
 import type { Duration } from '../lib/duration.js'
+import type { RevocationStore } from '../lib/store.js'
 
 export type { Duration, DurationUnit } from '../lib/duration.js'
+export type { MemoryStoreOptions, RevocationState, RevocationStore } from '../lib/store.js'
 
 /** How long a login lasts: see "Lifetime policies" in the README. */
 export type Policy = 'session' | 'persistent' | 'sliding'
@@ -77,6 +79,13 @@ export interface VerifyOptions {
 
 /** The claims every token of this plugin carries, beside the app's own. */
 export interface TokenClaims {
+  /**
+   * The session id: 128 random bits, base64url, the same for a login and all its renewals. In every token
+   * this plugin issues; only a token signed elsewhere with the same key may lack it (refused with a store).
+   */
+  sid?: string
+  /** This token's unique id, in every token this plugin issues. */
+  jti?: string
   /** Issued at, seconds since epoch; a renewal moves it. */
   iat: number
   /** Expires at, seconds since epoch. */
@@ -89,7 +98,7 @@ export interface TokenClaims {
 export type TokenPayload = TokenClaims & Record<string, unknown>
 
 /** An object payload: arrays and functions are refused. */
-export type PlainObject<T> = T extends readonly unknown[] | ((...args: never[]) => unknown) ? never : T
+type PlainObject<T> = T extends readonly unknown[] | ((...args: never[]) => unknown) ? never : T
 
 /** What a login may override ("remember me"). */
 export interface LoginOptions {
@@ -118,6 +127,15 @@ export interface TokenCookieOptions extends LoginOptions {
    */
   csrf?: boolean | { trustedOrigins?: string[] }
   /**
+   * A revocation store, so that logout and `revokeUser` hold on every instance; `true` is
+   * `memoryStore({ max: 100_000 })`. Without one, tokens are stateless.
+   */
+  store?: RevocationStore | boolean
+  /** How long a store call may take before the store counts as down. Default `'100ms'`. */
+  storeTimeout?: Duration
+  /** With the store down: treat tokens as not revoked (`true`), or fail closed with a 503 (`false`, default). */
+  failOpen?: boolean
+  /**
    * Also set a readable `<cookieName>.exp` cookie, `e=<expiresAt>&a=<absoluteExpiresAt>`,
    * so scripts can warn before the session ends. The server never reads it.
    */
@@ -130,6 +148,19 @@ export interface TokenExpiry {
   expiresAt: number
   /** When the login ends whatever happens: the absolute cap for sliding sessions, else `exp`. */
   absoluteExpiresAt: number
+}
+
+export interface RevokeOptions {
+  /** How long the revocation is kept; default the longest lifetime the app's options allow. */
+  ttl?: Duration
+}
+
+/** `app.tokenCookie`: revocations, with a store. */
+export interface TokenCookieApi {
+  /** Revokes one session everywhere: its tokens, copies and renewals are `FST_TOKEN_COOKIE_REVOKED`. */
+  revokeSession(sid: string, options?: RevokeOptions): Promise<void>
+  /** Revokes every session of user `sub` that started at or before this second ("log out everywhere"). */
+  revokeUser(sub: string, options?: RevokeOptions): Promise<void>
 }
 
 /** Per-route settings, under `config: { tokenCookie: { … } }`. */
@@ -150,8 +181,14 @@ declare module 'fastify' {
   interface FastifyReply {
     /** Signs `payload`, sets the token cookie and resolves to the token. */
     setTokenCookie<T extends object>(payload: T & PlainObject<T>, options?: LoginOptions): Promise<string>
-    /** Expires the token cookie and cancels a renewal queued for this request. */
-    clearTokenCookie(): void
+    /**
+     * Expires the token cookie and cancels a renewal queued for this request. With a store, also revokes the
+     * session; the promise settles once the store has it (and rejects with a 503 when the store is down).
+     */
+    clearTokenCookie(): Promise<void>
+  }
+  interface FastifyInstance {
+    tokenCookie: TokenCookieApi
   }
   interface FastifyContextConfig {
     tokenCookie?: TokenCookieRouteConfig

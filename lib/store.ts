@@ -1,0 +1,89 @@
+// Revocation stores: where logouts and "log out everywhere" are kept, so that they hold on every instance.
+// A store only keeps and reads revocations; what they mean (auth_time comparisons, TTLs) is the plugin's.
+
+/** What a store knows of one token's session and user. */
+export interface RevocationState {
+  /** The session was revoked (logout, `revokeSession`). */
+  sessionRevoked: boolean
+  /** The user's sessions that started at or before this time (seconds since epoch) are revoked (`revokeUser`). */
+  userRevokedAt: number | undefined
+}
+
+/**
+ * A revocation store. Every method may reject (the store is down); the plugin times calls out after
+ * `storeTimeout` and fails closed (503) unless `failOpen` is set.
+ */
+export interface RevocationStore {
+  /** Reads the revocations of session `sid` and, when given, user `sub`: in one round trip. */
+  check: (sid: string, sub: string | undefined) => Promise<RevocationState>
+  /** Revokes session `sid` for `ttl` seconds (the rest of its lifetime). */
+  revokeSession: (sid: string, ttl: number) => Promise<void>
+  /** Revokes the sessions of `sub` that started at or before `at` (seconds since epoch), for `ttl` seconds. */
+  revokeUser: (sub: string, at: number, ttl: number) => Promise<void>
+}
+
+export interface MemoryStoreOptions {
+  /** Most revocations kept at once (sessions and users together); must exceed the live revoked sessions. */
+  max?: number
+  /** Told once when `max` is reached and entries are evicted early. */
+  onEvict?: (message: string) => void
+}
+
+interface Entry {
+  /** For users: the revocation time, seconds; for sessions: 0. */
+  at: number
+  /** When the entry can go, milliseconds since epoch. */
+  expiresAt: number
+}
+
+/**
+ * A bounded store in this process's memory: for one instance and for tests.
+ * Entries expire with the sessions they revoke; at `max`, those that expire soonest go first.
+ */
+export function memoryStore ({ max = 100_000, onEvict = (message) => process.emitWarning(message) }: MemoryStoreOptions = {}): RevocationStore {
+  if (!Number.isSafeInteger(max) || max < 1) throw new TypeError('memoryStore: max must be a positive integer')
+  const entries = new Map<string, Entry>()
+  let warned = false
+
+  function read (key: string): Entry | undefined {
+    const entry = entries.get(key)
+    if (entry !== undefined && entry.expiresAt <= Date.now()) {
+      entries.delete(key)
+      return undefined
+    }
+    return entry
+  }
+
+  function makeRoom (): void {
+    const now = Date.now()
+    for (const [key, entry] of entries) if (entry.expiresAt <= now) entries.delete(key)
+    if (entries.size < max) return
+    if (!warned) {
+      warned = true
+      onEvict(`fastify-token-cookie: memoryStore is full (max ${max}); revocations that expire soonest are dropped early`)
+    }
+    // Drop the soonest-expiring tenth at once, so a full store does not sort on every write.
+    const byExpiry = [...entries].sort(([, a], [, b]) => a.expiresAt - b.expiresAt)
+    for (const [key] of byExpiry.slice(0, Math.max(1, Math.floor(max / 10)))) entries.delete(key)
+  }
+
+  function write (key: string, at: number, ttl: number): void {
+    const expiresAt = Date.now() + ttl * 1000
+    const existing = read(key)
+    if (existing === undefined && entries.size >= max) makeRoom()
+    // A revocation only ever widens: the later time and the longer life win.
+    entries.set(key, { at: Math.max(at, existing?.at ?? at), expiresAt: Math.max(expiresAt, existing?.expiresAt ?? expiresAt) })
+  }
+
+  return {
+    async check (sid, sub) {
+      return { sessionRevoked: read(`s:${sid}`) !== undefined, userRevokedAt: sub === undefined ? undefined : read(`u:${sub}`)?.at }
+    },
+    async revokeSession (sid, ttl) {
+      write(`s:${sid}`, 0, ttl)
+    },
+    async revokeUser (sub, at, ttl) {
+      write(`u:${sub}`, at, ttl)
+    }
+  }
+}
