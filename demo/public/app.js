@@ -1,0 +1,194 @@
+// The cookie-session page. The token cookie is httpOnly, so this script never sees it: it reads the
+// `token.exp` expiry hint (e=<expiresAt>&a=<absoluteExpiresAt>, seconds since epoch) for the countdowns,
+// and lets the browser send the token cookie with each request. The server never trusts the hint.
+
+const $ = (id) => document.getElementById(id)
+const hintName = 'token.exp'
+
+/** What the server said about the session (user, policy, lifetime); null when signed out. */
+let session = null
+let lastHint = null
+
+/** The expiry hint from document.cookie, or null. Countdowns use this browser's clock. */
+function readHint () {
+  const entry = document.cookie.split('; ').find((cookie) => cookie.startsWith(`${hintName}=`))
+  if (entry === undefined) return null
+  const params = new URLSearchParams(entry.slice(hintName.length + 1))
+  const expiresAt = Number(params.get('e'))
+  const absoluteExpiresAt = Number(params.get('a'))
+  return expiresAt > 0 && absoluteExpiresAt > 0 ? { expiresAt, absoluteExpiresAt } : null
+}
+
+const pad = (n) => String(n).padStart(2, '0')
+
+/** 0:42, 4:59, 1:02:03, 6d 23h 59m */
+function clock (seconds) {
+  const s = Math.max(0, Math.ceil(seconds))
+  const days = Math.floor(s / 86400)
+  const hours = Math.floor((s % 86400) / 3600)
+  const minutes = Math.floor((s % 3600) / 60)
+  if (days > 0) return `${days}d ${hours}h ${pad(minutes)}m`
+  if (hours > 0) return `${hours}:${pad(minutes)}:${pad(s % 60)}`
+  return `${minutes}:${pad(s % 60)}`
+}
+
+/** 45 s, 5 min, 12 h, 7 days */
+function words (seconds) {
+  if (seconds < 120) return `${Math.round(seconds)} s`
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`
+  if (seconds < 172800) return `${Math.round(seconds / 3600)} h`
+  return `${Math.round(seconds / 86400)} days`
+}
+
+const time = () => new Date().toLocaleTimeString([], { hour12: false })
+
+function log (request, status, note) {
+  const item = document.createElement('li')
+  const ok = status < 400
+  item.innerHTML = '<time></time><code></code><span class="status"></span><span class="note"></span>'
+  item.querySelector('time').textContent = time()
+  item.querySelector('code').textContent = request
+  item.querySelector('.status').textContent = status
+  item.querySelector('.status').classList.add(ok ? 'ok' : 'error')
+  item.querySelector('.note').textContent = note
+  $('log').prepend(item)
+  while ($('log').children.length > 6) $('log').lastElementChild.remove()
+}
+
+function showSignedIn (info) {
+  const first = session === null
+  session = info
+  $('who').textContent = info.user.name
+  $('avatar').textContent = info.user.name.slice(0, 1)
+  $('username-line').textContent = `@${info.user.username}`
+  const sliding = info.policy === 'sliding'
+  $('policy').textContent = sliding ? 'Sliding · browser-session cookie' : 'Persistent · remember me'
+  $('policy').className = `badge ${info.policy}`
+  $('idle-timer').querySelector('.label').textContent = sliding ? 'Idle expiry' : 'Expires'
+  $('cap-note').textContent = sliding
+    ? `Sign-in + ${words(info.lifetime.absolute)}: renewals stop here`
+    : 'Same as expiry: a persistent login does not slide'
+  if (first) {
+    $('log').replaceChildren()
+    lastHint = readHint()
+  }
+  setState('signed-in')
+  render()
+}
+
+function showSignedOut (message) {
+  session = null
+  lastHint = null
+  $('message').textContent = message ?? ''
+  $('message').hidden = !message
+  setState('signed-out')
+}
+
+function setState (state) {
+  document.body.dataset.state = state
+  $('signed-in').hidden = state !== 'signed-in'
+  $('signed-out').hidden = state !== 'signed-out'
+}
+
+const reasons = {
+  FST_TOKEN_COOKIE_EXPIRED: 'Your session expired. Sign in again.',
+  FST_TOKEN_COOKIE_MISSING: 'You are signed out.',
+  FST_TOKEN_COOKIE_INVALID: 'Your session was not valid. Sign in again.',
+  FST_TOKEN_COOKIE_REVOKED: 'Your session was revoked. Sign in again.'
+}
+
+async function callApi (path, note) {
+  const response = await fetch(path)
+  const body = await response.json().catch(() => ({}))
+  if (response.ok) {
+    log(`GET ${path}`, response.status, note(body))
+    showSignedIn(body)
+  } else {
+    log(`GET ${path}`, response.status, body.code ?? body.message)
+    showSignedOut(reasons[body.code] ?? body.message)
+  }
+}
+
+/** Once a second (and after each request): countdowns from the hint, and the end of the session. */
+function render () {
+  $('document-cookie').textContent = document.cookie || '(empty)'
+  if (session === null) return
+  const hint = readHint()
+  const now = Date.now() / 1000
+  if (hint === null) return showSignedOut('Signed out: the session cookie is gone.')
+  if (now >= hint.absoluteExpiresAt && session.policy === 'sliding') {
+    return showSignedOut(`Your session reached its absolute cap (${words(session.lifetime.absolute)} after sign-in). Sign in again.`)
+  }
+  if (now >= hint.expiresAt) {
+    return showSignedOut(session.policy === 'sliding'
+      ? `Your session expired after ${words(session.lifetime.idle)} without activity. Sign in again.`
+      : 'Your remembered sign-in expired. Sign in again.')
+  }
+  const { idle, absolute, renewAfter } = session.lifetime
+  const idleLeft = hint.expiresAt - now
+  const capLeft = hint.absoluteExpiresAt - now
+  $('idle-countdown').textContent = clock(idleLeft)
+  $('cap-countdown').textContent = clock(capLeft)
+  $('idle-countdown').dataset.until = hint.expiresAt
+  $('cap-countdown').dataset.until = hint.absoluteExpiresAt
+  $('idle-bar').style.width = `${Math.min(100, (idleLeft / idle) * 100)}%`
+  $('cap-bar').style.width = `${Math.min(100, (capLeft / absolute) * 100)}%`
+  $('idle-timer').classList.toggle('low', idleLeft < Math.min(idle / 4, 60))
+  if (session.policy !== 'sliding') {
+    $('idle-note').textContent = 'Fixed: activity does not extend it'
+  } else if (hint.expiresAt >= hint.absoluteExpiresAt) {
+    $('idle-note').textContent = 'At the cap: renewals cannot extend it any more'
+  } else {
+    $('idle-note').textContent = `Slides on API use after ${words(idle * renewAfter)}`
+  }
+  if (lastHint !== null && hint.expiresAt > lastHint.expiresAt) {
+    // A green flash: the session slid.
+    $('idle-timer').animate([
+      { boxShadow: 'inset 0 0 0 2px #12805c, 0 0 0 4px #e3f5ed' },
+      { boxShadow: 'inset 0 0 0 1px #e4e7ec' }
+    ], { duration: 1200, easing: 'ease-out' })
+  }
+  lastHint = hint
+}
+
+$('login-form').addEventListener('submit', async (event) => {
+  event.preventDefault()
+  const response = await fetch('/login', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: $('username').value, password: $('password').value, remember: $('remember').checked })
+  })
+  const body = await response.json()
+  if (!response.ok) return showSignedOut(body.message)
+  $('password').value = ''
+  session = null
+  showSignedIn(body)
+  log('POST /login', response.status, body.policy === 'sliding'
+    ? 'Signed in: sliding session in a browser-session cookie'
+    : `Signed in: persistent cookie for ${words(body.lifetime.idle)}`)
+})
+
+for (const chip of document.querySelectorAll('.user-chip')) {
+  chip.addEventListener('click', () => {
+    $('username').value = chip.dataset.username
+    $('password').value = chip.dataset.password
+  })
+}
+
+$('call-api').addEventListener('click', () => callApi('/api/me', (body) => body.renewed
+  ? 'Session renewed: the idle window starts again'
+  : 'OK; renewal not due yet'))
+
+$('poll').addEventListener('click', () => callApi('/api/poll', () => 'OK; a poll never extends the session'))
+
+$('logout').addEventListener('click', async () => {
+  await fetch('/logout', { method: 'POST' })
+  showSignedOut('You signed out: the cookie is gone from this browser.')
+})
+
+// Ask without extending the session whether we are signed in.
+const response = await fetch('/api/poll')
+if (response.ok) showSignedIn(await response.json())
+else if (session === null) showSignedOut()
+setInterval(render, 250)
+render()
