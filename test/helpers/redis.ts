@@ -1,0 +1,169 @@
+// A real redis-server for the tests: started on 127.0.0.1 on a free port, stopped in teardown, and stoppable and
+// startable again (same port, same data directory) for the fault tests. No mocks of Redis anywhere.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs'
+import { createConnection, createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { delimiter, join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Test } from 'tap'
+
+/** The redis-server binary: `$REDIS_SERVER`, else the first on PATH (or in /usr/bin, /usr/sbin). */
+export const redisServerPath: string | undefined = findRedisServer()
+
+function findRedisServer (): string | undefined {
+  const candidates = process.env.REDIS_SERVER !== undefined
+    ? [process.env.REDIS_SERVER]
+    : [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/sbin', '/usr/local/bin'].filter(Boolean).map((dir) => join(dir, 'redis-server'))
+  for (const candidate of candidates) {
+    try {
+      accessSync(candidate, constants.X_OK)
+      return candidate
+    } catch {}
+  }
+  return undefined
+}
+
+/**
+ * True when redis-server is there. Otherwise prints the one line that says how to get it, and the file
+ * registers no tests.
+ */
+export function haveRedis (): boolean {
+  if (redisServerPath !== undefined) return true
+  console.log('# redis-server not found: Redis tests skipped; install it with: apt-get install -y redis-server')
+  return false
+}
+
+export interface RedisServerOptions {
+  /**
+   * Keep the data over a stop and start: an append-only file in a temporary directory, fsynced on every write,
+   * so even a `SIGKILL` loses nothing. Without it, `--save '' --appendonly no`: a restart starts empty.
+   */
+  persist?: boolean
+}
+
+export interface RedisServer {
+  readonly host: '127.0.0.1'
+  readonly port: number
+  readonly url: string
+  readonly running: boolean
+  /** Starts the server again on the same port (and data directory); resolves once it answers PING. */
+  start: () => Promise<void>
+  /** Stops the server (SIGTERM by default, SIGKILL for a crash); resolves once it has exited. */
+  stop: (signal?: 'SIGTERM' | 'SIGKILL') => Promise<void>
+  /** Sends one command over a connection of its own (RESP); resolves to the raw reply. */
+  command: (...args: string[]) => Promise<string>
+}
+
+/** A free TCP port on 127.0.0.1, as the OS hands it out. */
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', resolve)
+  })
+  const address = server.address()
+  await new Promise((resolve) => server.close(resolve))
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  return address.port
+}
+
+function encode (args: string[]): string {
+  return `*${args.length}\r\n` + args.map((arg) => `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`).join('')
+}
+
+/** One RESP command on a fresh connection; resolves to the raw reply once a complete line has come. */
+async function sendCommand (port: number, args: string[], timeout = 1000): Promise<string> {
+  return await new Promise((resolve, reject) => {
+    const socket = createConnection({ host: '127.0.0.1', port })
+    let reply = ''
+    const timer = setTimeout(() => {
+      socket.destroy()
+      reject(new Error(`redis ${args[0]}: no reply within ${timeout} ms`))
+    }, timeout)
+    socket.setEncoding('utf8')
+    socket.on('connect', () => socket.write(encode(args)))
+    socket.on('data', (chunk: string) => {
+      reply += chunk
+      if (isComplete(reply)) {
+        clearTimeout(timer)
+        socket.end()
+        resolve(reply)
+      }
+    })
+    socket.on('error', (error) => {
+      clearTimeout(timer)
+      reject(error)
+    })
+  })
+}
+
+/** Enough RESP to know a simple reply or a bulk string has fully arrived. */
+function isComplete (reply: string): boolean {
+  if (!reply.includes('\r\n')) return false
+  if (reply[0] !== '$') return true
+  const length = Number(reply.slice(1, reply.indexOf('\r\n')))
+  return length < 0 || Buffer.byteLength(reply) >= reply.indexOf('\r\n') + 2 + length + 2
+}
+
+/** Starts a redis-server for this test; it is stopped (and its data directory removed) in teardown. */
+export async function startRedis (t: Test, { persist = false }: RedisServerOptions = {}): Promise<RedisServer> {
+  if (redisServerPath === undefined) throw new Error('redis-server not found: apt-get install -y redis-server')
+  const binary = redisServerPath
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'fastify-token-cookie-redis-'))
+  const args = [
+    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
+    ...(persist ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']),
+    '--daemonize', 'no', '--protected-mode', 'yes', '--loglevel', 'warning', '--logfile', ''
+  ]
+  let child: ChildProcess | undefined
+  let output = ''
+
+  async function start (): Promise<void> {
+    if (child !== undefined) throw new Error('redis-server is already running')
+    const started = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    child = started
+    started.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    started.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    const exited = new Promise<never>((resolve, reject) => started.once('exit', (code) => {
+      reject(new Error(`redis-server exited (${code}) before it was ready:\n${output}`))
+    }))
+    exited.catch(() => {})
+    const deadline = performance.now() + 10_000
+    for (;;) {
+      const reply = await Promise.race([sendCommand(port, ['PING'], 500).catch((error: Error) => error.message), exited])
+      if (reply.startsWith('+PONG')) return
+      if (performance.now() > deadline) {
+        await stop('SIGKILL')
+        throw new Error(`redis-server on port ${port} not ready after 10 s (last: ${reply.trim()}):\n${output}`)
+      }
+      await sleep(20)
+    }
+  }
+
+  async function stop (signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+    const running = child
+    if (running === undefined) return
+    child = undefined
+    if (running.exitCode !== null || running.signalCode !== null) return
+    const exited = new Promise((resolve) => running.once('exit', resolve))
+    running.kill(signal)
+    await exited
+  }
+
+  t.teardown(async () => {
+    await stop('SIGKILL')
+    rmSync(dir, { recursive: true, force: true })
+  })
+  await start()
+  return {
+    host: '127.0.0.1',
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    get running () { return child !== undefined },
+    start,
+    stop,
+    command: async (...command: string[]) => await sendCommand(port, command)
+  }
+}
