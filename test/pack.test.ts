@@ -57,8 +57,9 @@ const libModules = readdirSync(join(root, 'lib')).filter((file) => file.endsWith
 
 const esmScript = `
 import Fastify from 'fastify'
-import tokenCookie, { tokenCookie as named, TokenMissingError } from 'fastify-token-cookie'
-${consumerBody('esm', 'typeof TokenMissingError', 'tokenCookie === named')}
+import tokenCookie, { tokenCookie as named, TokenMissingError, memoryStore } from 'fastify-token-cookie'
+import { redisStore } from 'fastify-token-cookie/redis'
+${consumerBody('esm', 'typeof TokenMissingError', 'tokenCookie === named', '[typeof memoryStore, typeof redisStore]')}
 await main()
 `
 
@@ -66,12 +67,13 @@ const cjsScript = `
 'use strict'
 const Fastify = require('fastify')
 const tokenCookie = require('fastify-token-cookie')
-${consumerBody('cjs', 'typeof tokenCookie.TokenMissingError', 'tokenCookie.default === tokenCookie && tokenCookie.tokenCookie === tokenCookie')}
+const { redisStore } = require('fastify-token-cookie/redis')
+${consumerBody('cjs', 'typeof tokenCookie.TokenMissingError', 'tokenCookie.default === tokenCookie && tokenCookie.tokenCookie === tokenCookie', '[typeof tokenCookie.memoryStore, typeof redisStore]')}
 main().catch((error) => { console.error(error); process.exitCode = 1 })
 `
 
 /** A consumer's app: login sets the cookie, a protected route verifies it. Prints what the test checks, as JSON. */
-function consumerBody (format: string, errorExport: string, sameExport: string): string {
+function consumerBody (format: string, errorExport: string, sameExport: string, stores: string): string {
   return `
 async function main () {
   const app = Fastify()
@@ -91,6 +93,7 @@ async function main () {
     plugin: typeof tokenCookie,
     sameExport: ${sameExport},
     errorExport: ${errorExport},
+    stores: ${stores},
     login: {
       status: login.statusCode,
       cookieIsToken: cookie !== undefined && cookie.value === login.json().access_token,
@@ -312,6 +315,7 @@ function expectedRun (format: string): unknown {
     plugin: 'function',
     sameExport: true,
     errorExport: 'function',
+    stores: ['function', 'function'],
     login: { status: 200, cookieIsToken: true, httpOnly: true, secure: true, sameSite: 'Lax', path: '/' },
     me: { status: 200, body: { sub: 'alice', times: ['number', 'number', 'number'], user: 'alice' } },
     anonymous: { status: 401, code: 'FST_TOKEN_COOKIE_MISSING' }
