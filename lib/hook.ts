@@ -138,11 +138,13 @@ export function createSessionHandlers (options: ResolvedOptions, codec: TokenCod
       if (outcome.clearCookie && session.source === 'cookie') cookie.clear(reply)
       return undefined
     }
-    // A header token is never renewed through a cookie; some routes (polling) must not extend a session.
-    if (!('verified' in outcome) || session.source !== 'cookie' || request.routeOptions.config?.tokenCookie?.renew === false) return undefined
+    // A header token is never renewed through a cookie.
+    if (!('verified' in outcome) || session.source !== 'cookie') return undefined
     const renewed = renewal(outcome.verified, outcome.lifetime, renewAfter, Date.now() / 1000)
+    // Some routes (polling) must not extend a session. (routeOptions is built anew on each read: only when due.)
+    if (renewed === undefined || request.routeOptions.config?.tokenCookie?.renew === false) return undefined
     // Claims copied into a fresh object; the verified payload never has prototype keys.
-    if (renewed !== undefined) session.renewal = { claims: { ...outcome.verified, ...renewed }, lifetime: outcome.lifetime }
+    session.renewal = { claims: { ...outcome.verified, ...renewed }, lifetime: outcome.lifetime }
     return undefined
   }
 

@@ -25,6 +25,12 @@ export interface TokenCodec {
 /** Browsers keep cookies up to 4096 bytes, so no token of ours is longer. */
 export const maxTokenBytes = 4096
 
+/**
+ * How many verified tokens are remembered. A session sends the same token until it renews, so a few thousand
+ * cover every active session of a busy instance, in a few MB; more distinct tokens only evict the oldest.
+ */
+export const verifiedCacheSize = 4096
+
 // Three base64url segments: a JWS in compact form, nothing else (no JWE, no padding).
 const compactJws = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 // Header parameters that ask the verifier to trust something the token itself brings.
@@ -43,25 +49,39 @@ export function createCodec (keys: CodecKey[]): TokenCodec {
     if (key === undefined) throw new TokenInvalidError(`no key for kid ${JSON.stringify(header.kid)}`)
     return key
   }
+  // Token string → its verified payload as JSON: structure, key, algorithm and signature are checked once per
+  // token, not once per request. Time claims and revocation are the caller's, checked on every request.
+  // Each hit parses its own copy, so no request can change another's payload.
+  const verified = new Map<string, string>()
+
   return {
     sign: (claims) => current.jwt.sign(claims),
     verify (token) {
-      const header = checkStructure(token)
-      const key = keyFor(header)
-      // Pinned per key: `none`, another HMAC size or another key type never reaches the verifier.
-      if (header.alg !== key.algorithm) throw new TokenInvalidError(`algorithm ${String(header.alg)} is not ${key.algorithm}`)
-      let payload: unknown
-      try {
-        payload = key.jwt.verify(token)
-      } catch (error) {
-        throw new TokenInvalidError((error as Error).message)
-      }
-      // fast-jwt 6 already refuses payloads that are not objects; kept so a change there cannot let one through.
-      /* c8 ignore next */
-      if (!isPlainObject(payload)) throw new TokenInvalidError('the payload is not a JSON object')
-      if (hasPrototypeKey(payload)) throw new TokenInvalidError('the payload has a __proto__, constructor or prototype key')
+      const known = verified.get(token)
+      if (known !== undefined) return JSON.parse(known)
+      const payload = verifyUncached(token)
+      if (verified.size >= verifiedCacheSize) verified.delete(verified.keys().next().value as string)
+      verified.set(token, JSON.stringify(payload))
       return payload
     }
+  }
+
+  function verifyUncached (token: string): Record<string, unknown> {
+    const header = checkStructure(token)
+    const key = keyFor(header)
+    // Pinned per key: `none`, another HMAC size or another key type never reaches the verifier.
+    if (header.alg !== key.algorithm) throw new TokenInvalidError(`algorithm ${String(header.alg)} is not ${key.algorithm}`)
+    let payload: unknown
+    try {
+      payload = key.jwt.verify(token)
+    } catch (error) {
+      throw new TokenInvalidError((error as Error).message)
+    }
+    // fast-jwt 6 already refuses payloads that are not objects; kept so a change there cannot let one through.
+    /* c8 ignore next */
+    if (!isPlainObject(payload)) throw new TokenInvalidError('the payload is not a JSON object')
+    if (hasPrototypeKey(payload)) throw new TokenInvalidError('the payload has a __proto__, constructor or prototype key')
+    return payload
   }
 }
 
