@@ -1,5 +1,5 @@
 // Token signing and verification: cheap structural checks first, then @fastify/jwt (fast-jwt) for the crypto.
-import { randomBytes } from 'node:crypto'
+import { randomFillSync } from 'node:crypto'
 import { TokenInvalidError } from './errors.js'
 import type { Algorithm } from '../types/index.js'
 
@@ -59,9 +59,19 @@ export function createCodec (keys: CodecKey[]): TokenCodec {
     verify (token) {
       const known = verified.get(token)
       if (known !== undefined) return JSON.parse(known)
-      const payload = verifyUncached(token)
+      // A rejected token throws on the way (JSON, fast-jwt) and every throw would capture a stack trace nobody
+      // reads: a bad token is a 401 with its own code. Off for this synchronous call only, so garbage is cheap.
+      const stackTraceLimit = Error.stackTraceLimit
+      Error.stackTraceLimit = 0
+      let payload: Record<string, unknown>
+      try {
+        payload = verifyUncached(token)
+      } finally {
+        Error.stackTraceLimit = stackTraceLimit
+      }
       if (verified.size >= verifiedCacheSize) verified.delete(verified.keys().next().value as string)
-      verified.set(token, JSON.stringify(payload))
+      // A copy: the token is a slice of the Cookie header, which would stay alive behind it.
+      verified.set(Buffer.from(token, 'latin1').toString('latin1'), JSON.stringify(payload))
       return payload
     }
   }
@@ -105,9 +115,18 @@ function checkStructure (token: string): Record<string, unknown> {
   return header
 }
 
+// Random bytes fetched 4 KB at a time: one call to the system's generator per 256 ids, not one per id.
+const randomPool = Buffer.alloc(4096)
+let randomOffset = randomPool.length
+
 /** 128 random bits, base64url: session ids (`sid`) and token ids (`jti`). */
 export function randomId (): string {
-  return randomBytes(16).toString('base64url')
+  if (randomOffset === randomPool.length) {
+    randomFillSync(randomPool)
+    randomOffset = 0
+  }
+  randomOffset += 16
+  return randomPool.toString('base64url', randomOffset - 16, randomOffset)
 }
 
 export function isPlainObject (value: unknown): value is Record<string, unknown> {

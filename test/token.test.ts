@@ -51,3 +51,19 @@ test('bad tokens are not remembered, and the cache is bounded', async (t) => {
   codec.verify(token(0))
   t.equal(calls.verify, 2 + verifiedCacheSize + 2, 'the oldest was dropped and is verified again')
 })
+
+test('rejecting a token leaves Error.stackTraceLimit as it was', async (t) => {
+  const { codec, token } = countingCodec()
+  const before = Error.stackTraceLimit
+  t.throws(() => codec.verify(token(1, 'bad0')), TokenInvalidError)
+  t.throws(() => codec.verify('not-a-token'), TokenInvalidError)
+  t.equal(Error.stackTraceLimit, before)
+})
+
+test('random ids: 128 bits, base64url, all different across refills of the pool', async (t) => {
+  const { randomId } = await import('../lib/token.js')
+  const ids = new Set(Array.from({ length: 1000 }, () => randomId()))
+  t.equal(ids.size, 1000)
+  for (const id of ids) t.match(id, /^[A-Za-z0-9_-]{22}$/)
+  t.equal(Buffer.from([...ids][0], 'base64url').length, 16)
+})
