@@ -29,7 +29,8 @@ async function registerJwt (app: FastifyInstance, options: ResolvedOptions): Pro
         sign: { ...options.sign, algorithm, ...(kid === undefined ? {} : { kid }) },
         verify: { ...options.verify, algorithms: [algorithm] }
       })
-      keys.push({ kid, algorithm, jwt: (child.jwt as unknown as Record<string, JwtSignerVerifier>)[namespace] })
+      const hmacSecret = typeof secret === 'string' || Buffer.isBuffer(secret) ? secret : undefined
+      keys.push({ kid, algorithm, jwt: (child.jwt as unknown as Record<string, JwtSignerVerifier>)[namespace], hmacSecret })
     }
   })
   return keys

@@ -13,6 +13,7 @@ import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { load, mintTokens } from './load.js'
+import { hasRedisServer, startRedis } from './redis.js'
 import { variants as allVariants } from './variants.js'
 
 const { values: args } = parseArgs({
@@ -35,8 +36,14 @@ const warmup = Number(args.warmup ?? (args.quick ? 0.2 : 1))
 const connections = Number(args.connections)
 // 10: enough distinct tokens per round that (nearly) no token comes twice within a run; fresh ones every round.
 const distinctTokens = Number(args.tokens ?? Math.max(5000, Math.ceil(duration * 10000)))
-const variants = args.only ? allVariants.filter(([id]) => args.only.split(',').includes(id)) : allVariants
+let variants = args.only ? allVariants.filter(([id]) => args.only.split(',').includes(id)) : allVariants
 if (variants[0]?.[0] !== 'bare') throw new Error('--only must include bare (the ratios are to bare), first')
+// The Redis-store variant needs a redis-server (apt-get install -y redis-server): without one, it is left out.
+const withRedis = variants.some(([id]) => id === 'plugin-redis')
+if (withRedis && !hasRedisServer()) {
+  console.error('bench: no redis-server, so variant 11 is left out (apt-get install -y redis-server)')
+  variants = variants.filter(([id]) => id !== 'plugin-redis')
+}
 
 const serverPath = fileURLToPath(new URL('./server.js', import.meta.url))
 
@@ -132,6 +139,11 @@ async function main () {
   const machineLine = machine()
   const loadAtStart = loadavg()
   log(`bench: ${variants.length} variants × ${rounds} round(s), ${warmup} s warm-up (then ${warmup / 2} s) + ${duration} s measured, ${connections} connections`)
+  if (variants.some(([id]) => id === 'plugin-redis')) {
+    const redis = await startRedis()
+    process.env.BENCH_REDIS_PORT = String(redis.port)
+    process.once('exit', () => redis.stop())
+  }
   for (const [id] of variants) servers.push(new Server(id))
   await Promise.all(servers.map((server) => server.listening))
   log('servers listening')

@@ -107,9 +107,19 @@ switch (variant) {
   case 'plugin-renew-all':
   case 'plugin-anonymous':
   case 'plugin-garbage':
-  case 'plugin-distinct': {
+  case 'plugin-distinct':
+  case 'plugin-redis': {
     // The defaults, but for the variants that are about renewal.
     const options = { secret }
+    if (variant === 'plugin-redis') {
+      // One MGET per request with a token, to a redis-server on this machine that bench/run.js started.
+      const { default: Redis } = await import('ioredis')
+      const { redisStore } = await import('fastify-token-cookie/redis')
+      const client = new Redis({ host: '127.0.0.1', port: Number(process.env.BENCH_REDIS_PORT), lazyConnect: true })
+      await client.connect()
+      app.addHook('onClose', () => client.quit())
+      options.store = redisStore({ client })
+    }
     if (variant === 'plugin-sliding') Object.assign(options, { maxAge: slidingMaxAge, renewAfter: 0.5 })
     if (variant === 'plugin-renew-all') options.renewAfter = 0
     await app.register(tokenCookie, options)
@@ -123,6 +133,8 @@ switch (variant) {
       switch (variant) {
         case 'plugin-anonymous':
           return { path: '/public', expect: 200 }
+        case 'plugin-redis':
+          return { path: '/', expect: 200, cookie: await login('token') }
         case 'plugin-garbage':
           return { path: '/', expect: 401, cookies: garbage('token', await login('token')) }
         case 'plugin-distinct':

@@ -10,5 +10,6 @@ export const variants = [
   ['plugin-renew-all', '7. plugin, renewAfter 0'],
   ['plugin-anonymous', '8. plugin, no cookie, public'],
   ['plugin-garbage', '9. plugin, garbage cookies'],
-  ['plugin-distinct', '10. plugin, distinct tokens']
+  ['plugin-distinct', '10. plugin, distinct tokens'],
+  ['plugin-redis', '11. plugin, valid cookie, Redis revocation store']
 ]

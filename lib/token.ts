@@ -1,5 +1,5 @@
 // Token signing and verification: cheap structural checks first, then @fastify/jwt (fast-jwt) for the crypto.
-import { randomFillSync } from 'node:crypto'
+import { createHmac, createSecretKey, randomFillSync, timingSafeEqual, type KeyObject } from 'node:crypto'
 import { TokenInvalidError } from './errors.js'
 import type { Algorithm } from '../types/index.js'
 
@@ -14,6 +14,8 @@ export interface CodecKey {
   kid: string | undefined
   algorithm: Algorithm
   jwt: JwtSignerVerifier
+  /** The HMAC secret, for HS* keys: forged signatures are refused before fast-jwt's (costly) failure path. */
+  hmacSecret?: string | Buffer
 }
 
 export interface TokenCodec {
@@ -41,6 +43,7 @@ const prototypeKeys = new Set(['__proto__', 'constructor', 'prototype'])
 /** Signs with the first key; verifies with the key the token's `kid` names (a single secret has no `kid`). */
 export function createCodec (keys: CodecKey[]): TokenCodec {
   const [current] = keys
+  const hmacKeys = new Map(keys.filter((key) => key.hmacSecret !== undefined).map((key) => [key, createSecretKey(Buffer.from(key.hmacSecret!))]))
   const byKid = new Map(keys.map((key) => [key.kid, key]))
   const keyFor = (header: Record<string, unknown>): CodecKey => {
     if (current.kid === undefined) return current
@@ -81,6 +84,9 @@ export function createCodec (keys: CodecKey[]): TokenCodec {
     const key = keyFor(header)
     // Pinned per key: `none`, another HMAC size or another key type never reaches the verifier.
     if (header.alg !== key.algorithm) throw new TokenInvalidError(`algorithm ${String(header.alg)} is not ${key.algorithm}`)
+    // This check can only refuse: a token that passes is still verified in full by fast-jwt below.
+    const hmacKey = hmacKeys.get(key)
+    if (hmacKey !== undefined && !hmacMatches(token, key.algorithm, hmacKey)) throw new TokenInvalidError('The token signature is invalid.')
     let payload: unknown
     try {
       payload = key.jwt.verify(token)
@@ -93,6 +99,16 @@ export function createCodec (keys: CodecKey[]): TokenCodec {
     if (hasPrototypeKey(payload)) throw new TokenInvalidError('the payload has a __proto__, constructor or prototype key')
     return payload
   }
+}
+
+const hmacHashes: Partial<Record<Algorithm, string>> = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' }
+
+/** Whether the token's signature is the HMAC of its first two segments, compared in constant time. */
+function hmacMatches (token: string, algorithm: Algorithm, key: KeyObject): boolean {
+  const dot = token.lastIndexOf('.')
+  const expected = createHmac(hmacHashes[algorithm]!, key).update(token.slice(0, dot)).digest()
+  const given = Buffer.from(token.slice(dot + 1), 'base64url')
+  return given.length === expected.length && timingSafeEqual(given, expected)
 }
 
 /** Rejects, before any crypto, what cannot be a token of ours; returns its header. */

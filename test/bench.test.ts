@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { test } from 'tap'
 
-const rows = ['1', '2', '3', '4', '4b', '5', '6', '7', '8', '9', '10']
+const rows = ['1', '2', '3', '4', '4b', '5', '6', '7', '8', '9', '10', '11']
 
 test('npm run bench -- --quick: every variant measured, a table printed, exit 0', async (t) => {
   const script = fileURLToPath(new URL('../bench/run.js', import.meta.url))

@@ -1,0 +1,37 @@
+// A throwaway redis-server for the Redis-store variant: 127.0.0.1, a free port, nothing written to disk.
+import { spawn, spawnSync } from 'node:child_process'
+import { connect, createServer } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+export function hasRedisServer () {
+  return spawnSync('redis-server', ['--version']).status === 0
+}
+
+function freePort () {
+  return new Promise((resolve, reject) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address()
+      server.close(() => resolve(port))
+    }).on('error', reject)
+  })
+}
+
+function answersPing (port) {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write('PING\r\n'))
+    socket.once('data', (data) => { socket.destroy(); resolve(data.toString().startsWith('+PONG')) })
+    socket.once('error', () => resolve(false))
+  })
+}
+
+/** Starts redis-server and resolves once it answers; `stop()` ends it. */
+export async function startRedis () {
+  const port = await freePort()
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+  for (let attempt = 0; attempt < 100; attempt++) {
+    if (await answersPing(port)) return { port, stop: () => child.kill('SIGTERM') }
+    await sleep(50)
+  }
+  child.kill('SIGKILL')
+  throw new Error('redis-server did not start')
+}
