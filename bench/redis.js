@@ -28,6 +28,8 @@ function answersPing (port) {
 export async function startRedis () {
   const port = await freePort()
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+  // The bench ends when its work does: the server must not keep it alive (it is stopped on exit).
+  child.unref()
   for (let attempt = 0; attempt < 100; attempt++) {
     if (await answersPing(port)) return { port, stop: () => child.kill('SIGTERM') }
     await sleep(50)
