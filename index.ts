@@ -4,7 +4,7 @@ import fastifyJwt from '@fastify/jwt'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { createCookieWriter } from './lib/cookie.js'
-import { createSessionHandlers, kSession } from './lib/hook.js'
+import { admitterFor, createSessionHandlers, kSession } from './lib/hook.js'
 import { resolveOptions, type ResolvedOptions } from './lib/options.js'
 import { createRevocationApi, createRevocations } from './lib/revocation.js'
 import { createCodec, type CodecKey, type JwtSignerVerifier } from './lib/token.js'
@@ -39,7 +39,7 @@ async function registerJwt (app: FastifyInstance, options: ResolvedOptions): Pro
 const plugin: FastifyPluginAsync<TokenCookieOptions> = async function fastifyTokenCookie (app, pluginOptions) {
   const options = resolveOptions(pluginOptions)
   if (!app.hasReplyDecorator('setCookie')) await app.register(fastifyCookie)
-  const codec = createCodec(await registerJwt(app, options))
+  const codec = createCodec(await registerJwt(app, options), admitterFor(options.lifetime))
   const cookie = createCookieWriter(options.cookieName, options.cookie, options.expiryHint, app.serializeCookie)
   const revocations = createRevocations(options, app.log)
   const handlers = createSessionHandlers(options, codec, cookie, revocations)

@@ -25,8 +25,9 @@ export async function mintTokens (count, prefix) {
  * (few: rotated by every connection; many: split between the connections, so that each is sent once in a while),
  * or a cookie jar (each connection a browser that keeps the cookie it is sent back).
  * Every connection also counts the responses that set a cookie, to check that renewal happens as designed.
+ * With `amount`, it sends that many requests instead of loading for `seconds`.
  */
-export async function load (port, client, seconds, connections = 50, { warmup = false } = {}) {
+export async function load (port, client, seconds, connections = 50, { warmup = false, amount } = {}) {
   const headers = client.cookie ? { cookie: client.cookie } : {}
   const counts = { setCookie: 0, jarUpdates: 0, jarCleared: 0 }
   const few = client.cookies !== undefined && client.cookies.length <= 1000
@@ -55,7 +56,8 @@ export async function load (port, client, seconds, connections = 50, { warmup = 
   const options = {
     url: `http://127.0.0.1:${port}${client.path}`,
     connections,
-    duration: seconds,
+    // A number of requests instead of a duration (bench/instructions.js: the server runs under callgrind).
+    ...(amount === undefined ? { duration: seconds } : { amount }),
     headers,
     setupClient,
     // autocannon checks for the end of a run at each sample: 1 s samples make requests.average req/s,

@@ -1,13 +1,13 @@
 // `npm run bench` (after `npm run build`): each variant of bench/variants.js as its own Fastify process
 // (bench/server.js), loaded by autocannon from this process, variants interleaved in rounds.
 //
-//   node bench/run.js [--quick] [--rounds 5] [--duration 3] [--warmup 1] [--connections 50]
-//                     [--only bare,plugin] [--json results.json]
+//   node bench/run.js [--quick] [--rounds 5] [--duration 2] [--warmup 1] [--connections 50]
+//                     [--only bare,plugin] [--json results.json] [--no-pin]
 //
 // Per variant and round: req/s (autocannon requests.average), p99 latency, the server's RSS after the run and
 // its CPU time per request (process.cpuUsage() over the measured window / requests it served). Reported:
-// medians over rounds, and the ratio to bare Fastify measured in the same round (median of the per-round ratios).
-import { fork } from 'node:child_process'
+// medians over rounds, and the ratio to bare Fastify measured next to it (median of the per-run ratios).
+import { execFileSync, fork } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
@@ -25,17 +25,19 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '50' },
     tokens: { type: 'string' },
     only: { type: 'string' },
-    json: { type: 'string' }
+    json: { type: 'string' },
+    'no-pin': { type: 'boolean', default: false }
   }
 })
 
-// Five short rounds rather than three long ones: a median of five shrugs off a neighbour's burst better.
+// Many short runs rather than few long ones: on a shared VM the speed of a core swings by up to 2× within seconds,
+// and a median of five ratios, each to a bare run a few seconds away, shrugs that off far better than long runs do.
 const rounds = Number(args.rounds ?? (args.quick ? 1 : 5))
-const duration = Number(args.duration ?? (args.quick ? 1 : 3))
+const duration = Number(args.duration ?? (args.quick ? 1 : 2))
 const warmup = Number(args.warmup ?? (args.quick ? 0.2 : 1))
 const connections = Number(args.connections)
 // 10: enough distinct tokens per round that (nearly) no token comes twice within a run; fresh ones every round.
-const distinctTokens = Number(args.tokens ?? Math.max(5000, Math.ceil(duration * 10000)))
+const distinctTokens = Number(args.tokens ?? Math.max(5000, Math.ceil(duration * 6000)))
 let variants = args.only ? allVariants.filter(([id]) => args.only.split(',').includes(id)) : allVariants
 if (variants[0]?.[0] !== 'bare') throw new Error('--only must include bare (the ratios are to bare), first')
 // The Redis-store variant needs a redis-server (apt-get install -y redis-server): without one, it is left out.
@@ -47,6 +49,19 @@ if (withRedis && !hasRedisServer()) {
 
 const serverPath = fileURLToPath(new URL('./server.js', import.meta.url))
 
+// With two cores or more, the servers run on the last core and autocannon on the first, so that neither is moved
+// around by the scheduler nor shares its core with the other (Linux taskset; skipped where it is missing).
+const pinCores = !args['no-pin'] && cpus().length >= 2 && (() => {
+  try {
+    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+})()
+const pin = (pid, core) => { if (pinCores) execFileSync('taskset', ['-a', '-p', '-c', String(core), String(pid)], { stdio: 'ignore' }) }
+pin(process.pid, 0)
+
 const t0 = Date.now()
 const log = (line) => console.error(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${line}`)
 
@@ -57,6 +72,7 @@ class Server {
     this.pending = new Map()
     this.nextId = 0
     this.child = fork(serverPath, [id], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--expose-gc'] })
+    pin(this.child.pid, cpus().length - 1)
     this.exited = new Promise((resolve) => this.child.once('exit', resolve))
     this.child.once('exit', (code, signal) => {
       for (const waiter of this.pending.values()) waiter.reject(new Error(`server ${id} exited (${code ?? signal})`))
@@ -138,7 +154,8 @@ function machine () {
 async function main () {
   const machineLine = machine()
   const loadAtStart = loadavg()
-  log(`bench: ${variants.length} variants × ${rounds} round(s), ${warmup} s warm-up (then ${warmup / 2} s) + ${duration} s measured, ${connections} connections`)
+  log(`bench: ${variants.length} variants × ${rounds} round(s), ${warmup} s warm-up (then ${warmup / 4} s) + ${duration} s measured, ${connections} connections` +
+    (pinCores ? `, servers on core ${cpus().length - 1} and autocannon on core 0` : ''))
   if (variants.some(([id]) => id === 'plugin-redis')) {
     const redis = await startRedis()
     process.env.BENCH_REDIS_PORT = String(redis.port)
@@ -161,16 +178,19 @@ async function main () {
 
   const runs = new Map(variants.map(([id]) => [id, []]))
   const warnings = []
-  // Interleaved in rounds, the order reversed every other round, and bare Fastify measured twice a round (first and
-  // half-way), so that every run has a bare run at most ~6 runs (~25 s) away on either side: each run's ratio is to
-  // the mean of the bare runs just before and just after it, which cancels the drift of a shared machine's load.
-  const others = servers.filter((server) => server.id !== 'bare')
-  const half = Math.ceil(others.length / 2)
-  const forward = [servers[0], ...others.slice(0, half), servers[0], ...others.slice(half)]
+  // Interleaved in rounds, the order reversed every other round, with bare Fastify measured before every pair of
+  // runs (and last), so that every run has a bare run next to it on one side and at most one run away on the other:
+  // each run's ratio is to the mean of the bare runs just before and just after it, which cancels the drift of a
+  // shared machine's speed.
+  const [bare, ...others] = servers
   const sequence = []
   for (let round = 0; round < rounds; round++) {
-    for (const server of round % 2 === 0 ? forward : [...forward].reverse()) sequence.push({ server, round })
+    for (const server of round % 2 === 0 ? others : [...others].reverse()) {
+      if (sequence.filter((run) => run.server !== bare).length % 2 === 0) sequence.push({ server: bare, round })
+      sequence.push({ server, round })
+    }
   }
+  sequence.push({ server: bare, round: rounds - 1 })
   for (const [index, { server, round }] of sequence.entries()) {
     const { client } = await server.request({ type: 'prepare' })
     let warmupClient = client
@@ -179,7 +199,7 @@ async function main () {
       warmupClient = { ...client, cookies: await mintTokens(Math.max(2000, Math.ceil(warmup * 10000)), `w${round}`) }
     }
     // The first round warms the JIT up; later ones only need the connections and caches warm again.
-    const warming = round === 0 ? warmup : warmup / 2
+    const warming = round === 0 ? warmup : warmup / 4
     if (warming > 0) await load(server.port, warmupClient, warming, connections, { warmup: true })
     await server.request({ type: 'start' })
     const { result, counts, clientCpuUs } = await load(server.port, client, duration, connections)
@@ -251,9 +271,10 @@ async function main () {
   const lines = []
   const loads = (values) => values.map((value) => value.toFixed(1)).join(' ')
   lines.push(`Machine: ${machineLine}; load average ${loads(loadAtStart)} at start, ${loads(loadavg())} at end (other work on the machine)`)
-  lines.push(`Method: ${rounds} round(s) of the ${variants.length} variants (bare twice a round: first and half-way), ${warmup} s warm-up (then ${warmup / 2} s) + ` +
+  lines.push(`Method: ${rounds} round(s) of the ${variants.length} variants (bare before every pair of runs), ${warmup} s warm-up (then ${warmup / 4} s) + ` +
     `${duration} s measured each, ${connections} connections, the order reversed every other round, one server process per variant, ` +
-    'autocannon in the parent; medians over rounds; ratio = median over rounds of each run\'s ratio to the mean of the bare runs just before and after it.')
+    `autocannon in the parent${pinCores ? ` (servers pinned to core ${cpus().length - 1}, autocannon to core 0)` : ''}; medians over rounds; ` +
+    'ratio = median over rounds of each run\'s ratio to the mean of the bare runs just before and after it.')
   lines.push('')
   lines.push('| variant | median req/s | ratio to bare | p99 ms | CPU µs/req | RSS MB (after) | RSS growth across rounds MB |')
   lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: |')
@@ -273,6 +294,10 @@ async function main () {
   }
 
   const targets = []
+  if (byId['bare-control']) {
+    targets.push(`- Control: bare Fastify again measured ${fmt(byId['bare-control'].ratio, 2)}× bare (by CPU ${fmt(byId['bare-control'].cpuRatio, 2)}×): ` +
+      'the distance from 1.00 is the noise of this run.')
+  }
   const target = (name, measured, pass, cpuNote) => targets.push(`- ${pass === undefined ? '?' : pass ? '✅' : '❌'} ${name}: ${measured}${cpuNote ? ` (by CPU: ${cpuNote})` : ''}`)
   const row = (id) => byId[id]
   if (row('plugin')) {
@@ -294,8 +319,12 @@ async function main () {
   }
   for (const id of ['plugin', 'plugin-distinct']) {
     if (!row(id)) continue
-    const delta = mb(row(id).rss - row('bare').rss)
-    target(`RSS of (${id === 'plugin' ? 5 : 10}) within 10 MB of bare`, `${signed(delta)} MB`, Math.abs(delta) <= 10)
+    // Against the control (bare Fastify loaded as often as the variant) when there is one: bare itself serves three
+    // times as many requests in a run, and its young generation grows with them.
+    const reference = row('bare-control') ?? row('bare')
+    const delta = mb(row(id).rss - reference.rss)
+    target(`RSS of (${id === 'plugin' ? 5 : 10}) within 10 MB of bare Fastify's${reference.id === 'bare-control' ? ' (the control row)' : ''}`,
+      `${signed(delta)} MB`, Math.abs(delta) <= 10)
     // Flat: RSS (which also moves with throughput, as the young generation grows) and the heap retained after a GC.
     const growth = mb(row(id).rssGrowth)
     const heapGrowth = mb(row(id).heapGrowth)

@@ -10,9 +10,10 @@ import fastifyCookie from '@fastify/cookie'
 import fastifyJwt from '@fastify/jwt'
 import fastifySecureSession from '@fastify/secure-session'
 import fastifySession from '@fastify/session'
+import { parse as milliseconds } from '@lukeed/ms'
 import Fastify from 'fastify'
 import tokenCookie from 'fastify-token-cookie'
-import { variants } from './variants.js'
+import { referenceVariants, variants } from './variants.js'
 
 const secret = 'a-benchmark-secret-of-at-least-32-bytes!!'
 const body = { hello: 'world' }
@@ -25,8 +26,9 @@ const body = { hello: 'world' }
 const slidingMaxAge = process.env.BENCH_SLIDING_MAX_AGE ?? '4s'
 
 const variant = process.argv[2]
-if (!variants.some(([id]) => id === variant)) {
-  console.error(`unknown variant ${variant}; one of: ${variants.map(([id]) => id).join(', ')}`)
+const known = [...variants, ...referenceVariants]
+if (!known.some(([id]) => id === variant)) {
+  console.error(`unknown variant ${variant}; one of: ${known.map(([id]) => id).join(', ')}`)
   process.exit(2)
 }
 
@@ -36,7 +38,27 @@ const protect = { preHandler: async (request) => { await request.verifyToken() }
 let prepare
 
 switch (variant) {
+  case 'floor':
+    // What any plugin of this shape costs before doing anything: @fastify/cookie's parsing, an onRequest and an
+    // onSend hook, an async preHandler, and a cookie as long as the plugin's tokens.
+    await app.register(fastifyCookie)
+    app.addHook('onRequest', (request, reply, done) => { done() })
+    app.addHook('onSend', (request, reply, payload, done) => { done(null, payload) })
+    app.get('/', { preHandler: async () => {} }, async () => body)
+    prepare = async () => ({ path: '/', expect: 200, cookie: `token=${'x'.repeat(36)}.${'y'.repeat(260)}.${'z'.repeat(43)}` })
+    break
+
+  case 'bare-401': {
+    // What Fastify's own error path costs: the floor of variant 9.
+    const unauthorized = Object.assign(new Error('No token on the request'), { statusCode: 401, code: 'FST_TOKEN_COOKIE_MISSING' })
+    app.get('/', { preHandler: async () => { throw unauthorized } }, async () => body)
+    prepare = async () => ({ path: '/', expect: 401 })
+    break
+  }
+
+  // bare-control: the same server again; how far its ratio strays from 1.00 is the noise of the run.
   case 'bare':
+  case 'bare-control':
     app.get('/', async () => body)
     prepare = async () => ({ path: '/', expect: 200 })
     break
@@ -119,6 +141,8 @@ switch (variant) {
       await client.connect()
       app.addHook('onClose', () => client.quit())
       options.store = redisStore({ client })
+      // bench/instructions.js runs the server some 50 times slower, under callgrind.
+      if (process.env.BENCH_STORE_TIMEOUT) options.storeTimeout = process.env.BENCH_STORE_TIMEOUT
     }
     if (variant === 'plugin-sliding') Object.assign(options, { maxAge: slidingMaxAge, renewAfter: 0.5 })
     if (variant === 'plugin-renew-all') options.renewAfter = 0
@@ -146,8 +170,12 @@ switch (variant) {
           await new Promise((resolve) => setTimeout(resolve, 1050 - (Date.now() % 1000)))
           return { path: '/', expect: 200, cookie }
         }
-        case 'plugin-sliding':
-          return { path: '/', expect: 200, cookie: await login('token'), jar: 'token' }
+        case 'plugin-sliding': {
+          const cookie = await login('token')
+          // When this cookie is due for renewal: bench/instructions.js warms up after it, so that the renewal path is
+          // compiled before the count (iat is whole seconds, so the renewal is due by then at the latest).
+          return { path: '/', expect: 200, cookie, jar: 'token', renewalDueAt: Date.now() + 0.5 * milliseconds(slidingMaxAge) }
+        }
         default:
           return { path: '/', expect: 200, cookie: await login('token') }
       }

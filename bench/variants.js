@@ -1,6 +1,7 @@
 // The benchmark variants, in the order of a round: id (the argument of bench/server.js) and table label.
 export const variants = [
   ['bare', '1. bare Fastify (ceiling)'],
+  ['bare-control', '1b. bare Fastify again (control)'],
   ['jwt-cookie', '2. @fastify/jwt cookie verify'],
   ['secure-session', '3. @fastify/secure-session'],
   ['session', '4. @fastify/session rolling'],
@@ -12,4 +13,10 @@ export const variants = [
   ['plugin-garbage', '9. plugin, garbage cookies'],
   ['plugin-distinct', '10. plugin, distinct tokens'],
   ['plugin-redis', '11. plugin, valid cookie, Redis revocation store']
+]
+
+// Reference rows of `npm run bench:instructions` only: what Fastify itself costs for the plugin's shape of request.
+export const referenceVariants = [
+  ['floor', 'floor: @fastify/cookie, two empty hooks, an async preHandler, a token-sized cookie'],
+  ['bare-401', 'bare Fastify answering 401 from a preHandler']
 ]

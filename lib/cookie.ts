@@ -1,5 +1,5 @@
-// Cookie attributes of the token cookie, and the only place that writes it.
-import type { FastifyReply } from 'fastify'
+// Cookie attributes of the token cookie, and the Set-Cookie lines that set or clear it.
+import type { FastifyRequest } from 'fastify'
 import { TokenTooLargeError } from './errors.js'
 import type { ResolvedCookieAttributes } from './options.js'
 import { absoluteExpiresAt, cookieMaxAge, type Lifetime, type TimeClaims } from './policy.js'
@@ -10,10 +10,10 @@ export const maxSetCookieBytes = 4096
 type SerializeCookie = (name: string, value: string, options: Record<string, unknown>) => string
 
 export interface CookieWriter {
-  /** Sets the token cookie (and its expiry hint); throws `FST_TOKEN_COOKIE_TOO_LARGE` past 4096 bytes. */
-  set: (reply: FastifyReply, token: string, lifetime: Lifetime, claims: TimeClaims) => void
-  /** Expires the cookie (and its expiry hint) with the Path and Domain it was set with. */
-  clear: (reply: FastifyReply) => void
+  /** The lines that set the token cookie (and its expiry hint); throws `FST_TOKEN_COOKIE_TOO_LARGE` past 4096 bytes. */
+  set: (request: FastifyRequest, token: string, lifetime: Lifetime, claims: TimeClaims) => string[]
+  /** The lines that expire the cookie (and its expiry hint) with the Path and Domain it was set with. */
+  clear: (request: FastifyRequest) => readonly string[]
 }
 
 /** The readable cookie beside the token cookie that tells scripts when the session ends. */
@@ -23,37 +23,54 @@ export function expiryHintName (cookieName: string): string {
 
 // `e=…&a=…` goes on the wire as written, so `new URLSearchParams(value)` reads it.
 const asWritten = (value: string): string => value
+const epoch = new Date(0)
 
+/**
+ * Everything but the value and Max-Age of a Set-Cookie line is the same for every response, so @fastify/cookie's
+ * serializer formats it once, here, for each value `Secure` can take; a response only joins the parts:
+ * `name=value; Max-Age=…` and the attributes, in the order the serializer writes them.
+ */
 export function createCookieWriter (name: string, attributes: ResolvedCookieAttributes, expiryHint: boolean, serialize: SerializeCookie): CookieWriter {
   const hintName = expiryHintName(name)
-  // Every attribute spelt out, so an app's own @fastify/cookie `parseOptions` (signed, domain…) never leaks in.
   const base = {
     httpOnly: attributes.httpOnly,
-    secure: attributes.secure,
     sameSite: attributes.sameSite,
     path: attributes.path,
     domain: attributes.domain,
     partitioned: attributes.partitioned,
-    priority: attributes.priority,
-    signed: false,
-    expires: undefined,
-    maxAge: undefined
+    priority: attributes.priority
   }
-  return {
-    set (reply, token, lifetime, claims) {
-      const options = { ...base, maxAge: cookieMaxAge(lifetime, claims.exp, claims.iat) }
-      // 'auto' may add `; Secure`: count it.
-      const bytes = Buffer.byteLength(serialize(name, token, { ...options, secure: options.secure !== false }))
-      if (bytes > maxSetCookieBytes) throw new TokenTooLargeError(bytes)
-      reply.setCookie(name, token, options)
-      if (expiryHint) {
-        const hint = `e=${claims.exp}&a=${absoluteExpiresAt(lifetime, claims)}`
-        reply.setCookie(hintName, hint, { ...options, httpOnly: false, encode: asWritten })
-      }
-    },
-    clear (reply) {
-      reply.clearCookie(name, base)
-      if (expiryHint) reply.clearCookie(hintName, { ...base, httpOnly: false })
+  const formatted = [false, true].map((secure) => {
+    const options = { ...base, secure }
+    const hintOptions = { ...options, httpOnly: false, encode: asWritten }
+    const cleared = { maxAge: 0, expires: epoch }
+    return {
+      // What follows `name=value` (an empty value formats as nothing).
+      attributes: serialize(name, '', options).slice(name.length + 1),
+      hintAttributes: serialize(hintName, '', hintOptions).slice(hintName.length + 1),
+      clear: expiryHint
+        ? [serialize(name, '', { ...options, ...cleared }), serialize(hintName, '', { ...hintOptions, ...cleared })]
+        : [serialize(name, '', { ...options, ...cleared })]
     }
+  })
+  // 'auto' writes `; Secure` over HTTPS only; the size limit counts it either way.
+  const formattedFor = (request: FastifyRequest): typeof formatted[number] =>
+    formatted[Number(attributes.secure === 'auto' ? request.protocol === 'https' : attributes.secure)]
+  const longestAttributes = formatted[Number(attributes.secure !== false)].attributes
+
+  return {
+    set (request, token, lifetime, claims) {
+      const maxAge = cookieMaxAge(lifetime, claims.exp, claims.iat)
+      const maxAgeAttribute = maxAge === undefined ? '' : `; Max-Age=${maxAge}`
+      // Tokens are base64url and dots, and the attributes ASCII: one byte a character.
+      const bytes = name.length + 1 + token.length + maxAgeAttribute.length + longestAttributes.length
+      if (bytes > maxSetCookieBytes) throw new TokenTooLargeError(bytes)
+      const lines = formattedFor(request)
+      const cookie = `${name}=${token}${maxAgeAttribute}${lines.attributes}`
+      if (!expiryHint) return [cookie]
+      const hint = `e=${claims.exp}&a=${absoluteExpiresAt(lifetime, claims)}`
+      return [cookie, `${hintName}=${hint}${maxAgeAttribute}${lines.hintAttributes}`]
+    },
+    clear: (request) => formattedFor(request).clear
   }
 }

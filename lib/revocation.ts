@@ -16,8 +16,11 @@ export type Verdict =
 export interface Revocations {
   /** Whether there is anything to check; without, verification stays synchronous. */
   active: boolean
-  /** At most one store round trip and one `isRevoked` call. */
-  verdict: (payload: TokenPayload, request: FastifyRequest) => Promise<Verdict>
+  /**
+   * At most one store round trip and one `isRevoked` call. The store reads the shared `claims`;
+   * `isRevoked` gets the request's own copy of the payload, made only if it runs.
+   */
+  verdict: (claims: Readonly<TokenPayload>, payloadOf: () => TokenPayload, request: FastifyRequest) => Promise<Verdict>
   /** Rejects with `FST_TOKEN_COOKIE_STORE_UNAVAILABLE` when the store is down. */
   revokeSession: (sid: string, ttl: number) => Promise<void>
   revokeUser: (sub: string, at: number, ttl: number) => Promise<void>
@@ -49,10 +52,10 @@ export function createRevocations (options: ResolvedOptions, log: FastifyBaseLog
 
   const storeVerdict = store === undefined
     ? undefined
-    : async (payload: TokenPayload): Promise<Verdict> => {
+    : async (claims: Readonly<TokenPayload>): Promise<Verdict> => {
       try {
-        const state = await storeCall(() => store.check(payload.sid as string, typeof payload.sub === 'string' ? payload.sub : undefined))
-        return { revoked: state.sessionRevoked || (state.userRevokedAt !== undefined && payload.auth_time <= state.userRevokedAt) }
+        const state = await storeCall(() => store.check(claims.sid as string, typeof claims.sub === 'string' ? claims.sub : undefined))
+        return { revoked: state.sessionRevoked || (state.userRevokedAt !== undefined && claims.auth_time <= state.userRevokedAt) }
       } catch (error) {
         return failOpen ? { revoked: false } : { unavailable: error as Error }
       }
@@ -65,15 +68,15 @@ export function createRevocations (options: ResolvedOptions, log: FastifyBaseLog
 
   return {
     active: store !== undefined || isRevoked !== undefined,
-    async verdict (payload, request) {
+    async verdict (claims, payloadOf, request) {
       if (storeVerdict !== undefined) {
-        const verdict = await storeVerdict(payload)
+        const verdict = await storeVerdict(claims)
         if (!('revoked' in verdict) || verdict.revoked) return verdict
       }
       if (isRevoked === undefined) return { revoked: false }
       // A check that failed never counts as "not revoked".
       try {
-        return { revoked: Boolean(await isRevoked(payload, request)) }
+        return { revoked: Boolean(await isRevoked(payloadOf(), request)) }
       } catch (error) {
         return { failed: error }
       }

@@ -292,6 +292,29 @@ test('isRevoked: runs once per request carrying a token, public routes included'
   t.equal(tokenCookieOf(publicRevoked)?.value, '')
 })
 
+test('each request gets its own payload: what one request changes in it, no other request sees', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  const seenByIsRevoked: unknown[] = []
+  await app.register(tokenCookie, { secret, isRevoked: (payload) => { seenByIsRevoked.push(payload); return false } })
+  app.post('/login', async (request, reply) => ({ token: await reply.setTokenCookie({ sub: 'carol', roles: ['user'], profile: { tier: 'free' } }) }))
+  app.get('/meddle', async (request) => {
+    const payload = await request.verifyToken<{ sub: string, roles: string[], profile: { tier: string } }>()
+    t.equal(payload, request.user, 'verifyToken resolves to request.user')
+    t.equal(payload, seenByIsRevoked.at(-1), 'isRevoked saw the same object')
+    payload.roles.push('admin')
+    payload.profile.tier = 'gold'
+    payload.sub = 'mallory'
+    return payload
+  })
+  const token = (await app.inject({ method: 'POST', url: '/login' })).json().token
+  const headers = { cookie: `token=${token}` }
+  t.match((await app.inject({ url: '/meddle', headers })).json(), { sub: 'mallory', roles: ['user', 'admin'], profile: { tier: 'gold' } })
+  t.match((await app.inject({ url: '/meddle', headers })).json(), { sub: 'mallory', roles: ['user', 'admin'], profile: { tier: 'gold' } },
+    'the next request started from the token\'s own claims again')
+  t.not(seenByIsRevoked[0], seenByIsRevoked[1], 'a new copy per request')
+})
+
 test('isRevoked that throws or rejects fails the request with its error, never as "not revoked"', async (t) => {
   for (const failure of ['throw', 'reject'] as const) {
     const app = Fastify()
@@ -354,6 +377,41 @@ test('the last of setTokenCookie and clearTokenCookie in a request wins', async 
   const set = setCookies(await app.inject({ url: '/clear-then-set' }))
   t.equal(set.length, 1)
   t.equal(claimsOf(set[0].value).sub, 'b')
+})
+
+test('a cookie change made by a hook that runs after the plugin\'s onSend is still written, and wins', async (t) => {
+  fakeClock(t)
+  const app = await buildApp(t)
+  // Added after the plugin: runs after its onSend, which has written this request's cookie change already.
+  app.addHook('onSend', async (request, reply) => {
+    if (request.headers['x-late'] === 'login') await reply.setTokenCookie({ sub: 'late' })
+    if (request.headers['x-late'] === 'logout') await reply.clearTokenCookie()
+  })
+  const late = await app.inject({ url: '/public', headers: { 'x-late': 'login' } })
+  const set = tokenCookieOf(late)
+  t.equal(claimsOf(set!.value).sub, 'late', 'the late login is written')
+  const { cookie } = await login(app)
+  const loggedOut = await app.inject({ method: 'POST', url: '/logout', headers: { cookie, 'x-late': 'login' } })
+  t.same(setCookies(loggedOut).map(({ name, value }) => [name, value === '' ? 'cleared' : claimsOf(value).sub]), [['token', 'cleared'], ['token', 'late']],
+    'the route\'s logout, then the later login: browsers keep the last')
+  const relogged = await app.inject({ method: 'POST', url: '/login', headers: { 'x-late': 'logout' } })
+  t.same(setCookies(relogged).map(({ value }) => value === '' ? 'cleared' : 'set'), ['set', 'cleared'], 'a late logout after a login')
+})
+
+test('a bad cookie\'s clearing lines stay the same, whatever other cookies a response sets', async (t) => {
+  const app = await buildApp(t)
+  app.get('/other-cookies', async (request, reply) => {
+    reply.header('set-cookie', 'theme=dark')
+    reply.setCookie('lang', 'en')
+    return { ok: true }
+  })
+  const cookie = 'token=garbage.garbage.garbage'
+  const first = await app.inject({ url: '/other-cookies', headers: { cookie } })
+  t.same(setCookies(first).map(({ name }) => name).sort(), ['lang', 'theme', 'token'])
+  for (let i = 0; i < 3; i++) {
+    const next = await app.inject({ url: '/public', headers: { cookie } })
+    t.same(setCookies(next).map(({ name, value }) => `${name}=${value}`), ['token='], `request ${i + 2}: only the clearing line`)
+  }
 })
 
 test('setTokenCookie throws FST_TOKEN_COOKIE_TOO_LARGE past 4096 bytes of Set-Cookie', async (t) => {
