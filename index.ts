@@ -4,8 +4,11 @@ import fastifyJwt from '@fastify/jwt'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { createCookieWriter } from './lib/cookie.js'
-import { admitterFor, createSessionHandlers, kSession } from './lib/hook.js'
+import { AlreadyRegisteredError } from './lib/errors.js'
+import { createRequestLife } from './lib/hooks.js'
 import { resolveOptions, type ResolvedOptions } from './lib/options.js'
+import { admitterFor } from './lib/policy.js'
+import { kSendHookRan, kState } from './lib/request-state.js'
 import { createRevocationApi, createRevocations } from './lib/revocation.js'
 import { createCodec, type CodecKey, type JwtSignerVerifier } from './lib/token.js'
 import type { TokenCookieOptions } from './types/index.js'
@@ -13,7 +16,7 @@ import type { TokenCookieOptions } from './types/index.js'
 export type * from './types/index.js'
 export { memoryStore } from './lib/store.js'
 export {
-  OptionsError, StoreUnavailableError, TokenCrossSiteError, TokenExpiredError, TokenInvalidError, TokenMissingError, TokenRevokedError, TokenTooLargeError
+  OptionsError, RevocationCheckError, StoreUnavailableError, TokenCrossSiteError, TokenExpiredError, TokenInvalidError, TokenMissingError, TokenRevokedError, TokenTooLargeError
 } from './lib/errors.js'
 
 // @fastify/jwt under namespaces of its own (one a key), in a context of its own:
@@ -37,21 +40,25 @@ async function registerJwt (app: FastifyInstance, options: ResolvedOptions): Pro
 }
 
 const plugin: FastifyPluginAsync<TokenCookieOptions> = async function fastifyTokenCookie (app, pluginOptions) {
+  // Decorators are visible to the whole app: a second registration could only clash with the first.
+  if (app.hasRequestDecorator('verifyToken')) throw new AlreadyRegisteredError()
   const options = resolveOptions(pluginOptions)
   if (!app.hasReplyDecorator('setCookie')) await app.register(fastifyCookie)
   const codec = createCodec(await registerJwt(app, options), admitterFor(options.lifetime))
   const cookie = createCookieWriter(options.cookieName, options.cookie, options.expiryHint, app.serializeCookie)
   const revocations = createRevocations(options, app.log)
-  const handlers = createSessionHandlers(options, codec, cookie, revocations)
+  const { api, noteLogin } = createRevocationApi(revocations, options)
+  const life = createRequestLife({ options, codec, cookie, revocations, noteLogin })
 
-  app.decorate('tokenCookie', createRevocationApi(revocations, options))
-  app.decorateRequest(kSession, null)
-  app.decorateRequest('verifyToken', handlers.verifyToken)
-  app.decorateRequest('tokenExpiry', handlers.tokenExpiry)
-  app.decorateReply('setTokenCookie', handlers.setTokenCookie)
-  app.decorateReply('clearTokenCookie', handlers.clearTokenCookie)
-  app.addHook('onRequest', handlers.onRequest)
-  app.addHook('onSend', handlers.onSend)
+  app.decorate('tokenCookie', api)
+  app.decorateRequest(kState, null)
+  app.decorateReply(kSendHookRan, false)
+  app.decorateRequest('verifyToken', life.verifyToken)
+  app.decorateRequest('tokenExpiry', life.tokenExpiry)
+  app.decorateReply('setTokenCookie', life.setTokenCookie)
+  app.decorateReply('clearTokenCookie', life.clearTokenCookie)
+  app.addHook('onRequest', life.onRequest)
+  app.addHook('onSend', life.onSend)
 }
 
 export const tokenCookie = fp(plugin, { name: 'fastify-token-cookie', fastify: '5.x' })

@@ -10,7 +10,7 @@ import fastifyJwt from '@fastify/jwt'
 import { createSigner, createVerifier } from 'fast-jwt'
 import Fastify from 'fastify'
 import tokenCookie from 'fastify-token-cookie'
-import { admitterFor } from '../dist/esm/lib/hook.js'
+import { admitterFor } from '../dist/esm/lib/policy.js'
 import { resolveOptions } from '../dist/esm/lib/options.js'
 import { createCodec, isInvalidToken } from '../dist/esm/lib/token.js'
 

@@ -1,7 +1,11 @@
 // Registration options: parsed and validated once, so the per-request path reads plain values.
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
+import { resolveCsrf, type CsrfOptions } from './csrf.js'
 import { toSeconds } from './duration.js'
 import { OptionsError } from './errors.js'
+import {
+  checkNames, cookieOptions, fastifyRegisterOptions, ownedSignOptions, ownedVerifyOptions, signOptions, topLevelOptions, verifyOptions
+} from './option-names.js'
 import { policies, type Lifetime } from './policy.js'
 import { memoryStore, type RevocationStore } from './store.js'
 import type {
@@ -34,8 +38,7 @@ export interface ResolvedOptions {
   bearer: boolean
   isRevoked?: IsRevoked
   expiryHint: boolean
-  /** Normalised trusted origins, or `false` when the cross-site guard is off. */
-  csrf: { trustedOrigins: Set<string> } | false
+  csrf: CsrfOptions
   store: RevocationStore | undefined
   /** Seconds. */
   storeTimeout: number
@@ -62,11 +65,8 @@ const pathPattern = /^[\u0020-\u003A\u003C-\u007E]*$/
 const sameSiteValues = ['lax', 'strict', 'none']
 const priorityValues = ['low', 'medium', 'high']
 const hmacAlgorithms: readonly Algorithm[] = ['HS256', 'HS384', 'HS512']
-// Options the plugin owns: the lifetime policy sets the time claims, the key is `secret`.
-const ownedSignOptions = ['key', 'kid', 'jti', 'expiresIn', 'notBefore', 'noTimestamp', 'mutatePayload', 'clockTimestamp', 'header']
-const ownedVerifyOptions = ['key', 'algorithms', 'complete', 'cache', 'ignoreExpiration', 'clockTimestamp', 'maxAge']
-
 export function resolveOptions (options: TokenCookieOptions): ResolvedOptions {
+  checkNamesOf(options)
   const keys = resolveKeys(options.secret, options.sign?.algorithm)
   const cookieName = options.cookieName ?? 'token'
   if (typeof cookieName !== 'string' || !cookieNamePattern.test(cookieName)) {
@@ -86,9 +86,9 @@ export function resolveOptions (options: TokenCookieOptions): ResolvedOptions {
     cookieName,
     cookie: resolveCookie(cookieName, options.cookie),
     keys,
-    sign: without(options.sign, ownedSignOptions),
+    sign: { ...options.sign },
     verify: {
-      ...without(options.verify, ownedVerifyOptions),
+      ...options.verify,
       requiredClaims: requiredClaims(options.verify),
       ignoreExpiration: true,
       clockTolerance: clockTolerance * 1000
@@ -168,33 +168,6 @@ function resolveStore (store: TokenCookieOptions['store']): RevocationStore | un
   return store
 }
 
-function resolveCsrf (csrf: TokenCookieOptions['csrf']): ResolvedOptions['csrf'] {
-  if (csrf === false) return false
-  if (csrf === undefined || csrf === true) return { trustedOrigins: new Set() }
-  if (csrf === null || typeof csrf !== 'object') fail('csrf', 'must be false, true or { trustedOrigins }')
-  const origins = csrf.trustedOrigins ?? []
-  if (!Array.isArray(origins)) fail('csrf.trustedOrigins', 'must be a list of origins')
-  return {
-    trustedOrigins: new Set(origins.map((origin) => {
-      const normalised = typeof origin === 'string' ? normaliseOrigin(origin) : undefined
-      if (normalised === undefined) fail('csrf.trustedOrigins', `${JSON.stringify(origin)} is not an origin like 'https://app.example.com'`)
-      return normalised
-    }))
-  }
-}
-
-/** `scheme://host[:port]` with the default port dropped, or `undefined` for anything else (`null`, paths). */
-export function normaliseOrigin (origin: string): string | undefined {
-  let url: URL
-  try {
-    url = new URL(origin)
-  } catch {
-    return undefined
-  }
-  const bare = url.pathname === '/' && url.search === '' && url.hash === '' && url.username === '' && !origin.endsWith('/')
-  return bare && url.origin !== 'null' ? url.origin : undefined
-}
-
 function algorithmsFor (key: KeyObject): Algorithm[] {
   switch (key.asymmetricKeyType) {
     // PS* sign with a plain RSA key: fast-jwt cannot load 'rsa-pss' keys, so they fall to the default.
@@ -208,6 +181,20 @@ function algorithmsFor (key: KeyObject): Algorithm[] {
     }
     case 'ed25519': return ['EdDSA']
     default: return []
+  }
+}
+
+/** Every name given must be known: a misspelled option is an error, never silently ignored. */
+function checkNamesOf (options: TokenCookieOptions): void {
+  if (options === null || typeof options !== 'object') fail('options', 'must be an object with at least a secret')
+  checkNames('', options, topLevelOptions, [], fastifyRegisterOptions)
+  for (const [scope, known, owned] of [
+    ['cookie', cookieOptions, []], ['sign', signOptions, ownedSignOptions], ['verify', verifyOptions, ownedVerifyOptions]
+  ] as const) {
+    const value: unknown = options[scope]
+    if (value === undefined) continue
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) fail(scope, 'must be an object')
+    checkNames(scope, value, known, owned)
   }
 }
 
@@ -259,12 +246,6 @@ function duration (name: string, value: unknown): number {
   const seconds = toSeconds(value)
   if (seconds === undefined) fail(name, `must be a positive duration: seconds, or a string like '90s', '30m', '12h' (got ${JSON.stringify(value)})`)
   return seconds
-}
-
-function without (options: SignOptions | VerifyOptions | undefined, keys: string[]): Record<string, unknown> {
-  const copy: Record<string, unknown> = { ...options }
-  for (const key of keys) delete copy[key]
-  return copy
 }
 
 function withoutUndefined<T extends object> (value: T): Partial<T> {

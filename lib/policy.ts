@@ -1,6 +1,8 @@
 // Lifetime policy: pure functions of claims, a lifetime and `now` (seconds since epoch).
-// No Fastify here, so every rule of SPEC.md "Lifetime policies" is tested alone.
-import type { Policy } from '../types/index.js'
+// No Fastify here, so every lifetime rule is tested alone.
+import { TokenInvalidError } from './errors.js'
+import type { Admit, VerifiedPayload } from './token.js'
+import type { Policy, TokenPayload } from '../types/index.js'
 
 export const policies: readonly Policy[] = ['session', 'persistent', 'sliding']
 
@@ -109,10 +111,40 @@ export function cookieMaxAge (lifetime: Lifetime, exp: number, now: number): num
   return Math.max(0, Math.floor(exp - now))
 }
 
+function isIdClaim (value: unknown): boolean {
+  return value === undefined || (typeof value === 'string' && value !== '')
+}
+
 function isTime (value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0
 }
 
 function isPositiveNumber (value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value) && value > 0
+}
+
+/** A token with a good signature, and the lifetime it was issued with. Its claims are shared: never handed out. */
+export interface AdmittedToken {
+  claims: VerifiedPayload & TokenPayload
+  lifetime: Lifetime
+}
+
+/**
+ * What the codec remembers of a verified token. It is also the outcome of every request that sends the token
+ * while its time checks pass: one object for them all, none made per request.
+ */
+export interface Verified {
+  kind: 'verified'
+  token: AdmittedToken
+}
+
+/** What a verified payload means to the plugin, worked out once per token: its lifetime, from its `tc` claim. */
+export function admitterFor (appLifetime: Lifetime): Admit<Verified> {
+  return (payload) => {
+    const lifetime = lifetimeOf(payload[lifetimeClaim], appLifetime)
+    if (lifetime === undefined) throw new TokenInvalidError(`malformed ${lifetimeClaim} claim`)
+    // The plugin's own ids: strings in every token it issues, and what revocation and listing key on.
+    if (!isIdClaim(payload.sid) || !isIdClaim(payload.jti)) throw new TokenInvalidError('malformed sid or jti claim')
+    return { kind: 'verified', token: { claims: payload as AdmittedToken['claims'], lifetime } }
+  }
 }

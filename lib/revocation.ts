@@ -1,17 +1,22 @@
 // Revocation: the app's `isRevoked` and the revocation store, with the store's timeout, outage logging
 // and fail-closed default; and `app.tokenCookie`, the API that writes revocations.
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import { OptionsError, StoreUnavailableError } from './errors.js'
+import { OptionsError, RevocationCheckError, StoreUnavailableError } from './errors.js'
 import { wholeSeconds, type ResolvedOptions } from './options.js'
+import { absoluteExpiresAt, type AdmittedToken, type Lifetime } from './policy.js'
 import type { RevokeOptions, TokenCookieApi, TokenPayload } from '../types/index.js'
 
 /** What the revocation checks say of a verified token. */
 export type Verdict =
-  | { revoked: boolean }
+  | { kind: 'clear' }
+  | { kind: 'revoked' }
   /** The store is down or too slow, and `failOpen` is off: nobody can tell. */
-  | { unavailable: Error }
+  | { kind: 'unavailable', error: InstanceType<typeof StoreUnavailableError> }
   /** `isRevoked` threw: the request fails with its error. */
-  | { failed: unknown }
+  | { kind: 'failed', error: Error }
+
+const clear: Verdict = Object.freeze({ kind: 'clear' })
+const revoked: Verdict = Object.freeze({ kind: 'revoked' })
 
 export interface Revocations {
   /** Whether there is anything to check; without, verification stays synchronous. */
@@ -21,43 +26,28 @@ export interface Revocations {
    * `isRevoked` gets the request's own copy of the payload, made only if it runs.
    */
   verdict: (claims: Readonly<TokenPayload>, payloadOf: () => TokenPayload, request: FastifyRequest) => Promise<Verdict>
+  /**
+   * Revokes the session of `token` for as long as the token (or a renewal of it) could still be accepted:
+   * to the session's absolute end, plus the clock tolerance. Rejects with a 503 when the store is down.
+   */
+  revokeToken: (token: AdmittedToken, now: number) => Promise<void>
   /** Rejects with `FST_TOKEN_COOKIE_STORE_UNAVAILABLE` when the store is down. */
   revokeSession: (sid: string, ttl: number) => Promise<void>
   revokeUser: (sub: string, at: number, ttl: number) => Promise<void>
 }
 
 export function createRevocations (options: ResolvedOptions, log: FastifyBaseLogger): Revocations {
-  const { store, storeTimeout, failOpen, isRevoked } = options
-  let storeDown = false
-
-  // One warning when the store goes, one note when it is back: not one line per request.
-  function storeCall<T> (call: () => Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no answer within ${storeTimeout * 1000} ms`)), storeTimeout * 1000)
-      call().then(resolve, reject).finally(() => clearTimeout(timer))
-    }).then((value) => {
-      if (storeDown) {
-        storeDown = false
-        log.info('fastify-token-cookie: the revocation store is back')
-      }
-      return value
-    }, (error: unknown) => {
-      if (!storeDown) {
-        storeDown = true
-        log.warn({ err: error }, `fastify-token-cookie: the revocation store is unavailable; ${failOpen ? 'tokens pass unchecked (failOpen)' : 'protected routes answer 503'}`)
-      }
-      throw new StoreUnavailableError()
-    })
-  }
+  const { store, storeTimeout, failOpen, isRevoked, clockTolerance } = options
+  const storeCall = storeCaller(storeTimeout, failOpen, log)
 
   const storeVerdict = store === undefined
     ? undefined
     : async (claims: Readonly<TokenPayload>): Promise<Verdict> => {
       try {
         const state = await storeCall(() => store.check(claims.sid as string, typeof claims.sub === 'string' ? claims.sub : undefined))
-        return { revoked: state.sessionRevoked || (state.userRevokedAt !== undefined && claims.auth_time <= state.userRevokedAt) }
+        return state.sessionRevoked || (state.userRevokedAt !== undefined && claims.auth_time <= state.userRevokedAt) ? revoked : clear
       } catch (error) {
-        return failOpen ? { revoked: false } : { unavailable: error as Error }
+        return failOpen ? clear : { kind: 'unavailable', error: error as InstanceType<typeof StoreUnavailableError> }
       }
     }
 
@@ -66,25 +56,33 @@ export function createRevocations (options: ResolvedOptions, log: FastifyBaseLog
     return store
   }
 
+  async function revokeSession (sid: string, ttl: number): Promise<void> {
+    const target = storeOrFail()
+    await storeCall(() => target.revokeSession(sid, ttl))
+  }
+
   return {
     active: store !== undefined || isRevoked !== undefined,
     async verdict (claims, payloadOf, request) {
       if (storeVerdict !== undefined) {
         const verdict = await storeVerdict(claims)
-        if (!('revoked' in verdict) || verdict.revoked) return verdict
+        if (verdict.kind !== 'clear') return verdict
       }
-      if (isRevoked === undefined) return { revoked: false }
-      // A check that failed never counts as "not revoked".
+      if (isRevoked === undefined) return clear
+      // A check that failed never counts as "not revoked", whatever it threw.
       try {
-        return { revoked: Boolean(await isRevoked(payloadOf(), request)) }
+        return await isRevoked(payloadOf(), request) ? revoked : clear
       } catch (error) {
-        return { failed: error }
+        return { kind: 'failed', error: error instanceof Error ? error : new RevocationCheckError(describeThrown(error), { cause: error }) }
       }
     },
-    async revokeSession (sid, ttl) {
-      const target = storeOrFail()
-      await storeCall(() => target.revokeSession(sid, ttl))
+    async revokeToken ({ claims, lifetime }, now) {
+      const ttl = Math.ceil(absoluteExpiresAt(lifetime, claims) + clockTolerance - now)
+      // A token past its session's end (and the tolerance) is accepted nowhere: nothing to revoke.
+      // With a store, every verified token has a sid (checked before it is admitted).
+      if (ttl > 0) await revokeSession(claims.sid as string, ttl)
     },
+    revokeSession,
     async revokeUser (sub, at, ttl) {
       const target = storeOrFail()
       await storeCall(() => target.revokeUser(sub, at, ttl))
@@ -92,16 +90,49 @@ export function createRevocations (options: ResolvedOptions, log: FastifyBaseLog
   }
 }
 
-/** `app.tokenCookie`: revoke a session or all of a user's sessions, on every instance that shares the store. */
-export function createRevocationApi (revocations: Revocations, options: ResolvedOptions): TokenCookieApi {
-  const { lifetime } = options
-  // A revocation must outlive every token it names: the longest lifetime the app's options allow.
-  const longestLifetime = lifetime.policy === 'sliding' ? lifetime.absoluteMaxAge : lifetime.maxAge
-  const ttlOf = (revoke: RevokeOptions | undefined): number => revoke?.ttl === undefined ? longestLifetime : wholeSeconds('ttl', revoke.ttl)
+/** Store calls with a timeout: one warning when the store goes, one note when it is back, not one line per request. */
+function storeCaller (timeout: number, failOpen: boolean, log: FastifyBaseLogger): <T>(call: () => Promise<T>) => Promise<T> {
+  let storeDown = false
+  return <T>(call: () => Promise<T>) => new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${timeout * 1000} ms`)), timeout * 1000)
+    call().then(resolve, reject).finally(() => clearTimeout(timer))
+  }).then((value) => {
+    if (storeDown) {
+      storeDown = false
+      log.info('fastify-token-cookie: the revocation store is back')
+    }
+    return value
+  }, (error: unknown) => {
+    if (!storeDown) {
+      storeDown = true
+      log.warn({ err: error }, `fastify-token-cookie: the revocation store is unavailable; ${failOpen ? 'tokens pass unchecked (failOpen)' : 'protected routes answer 503'}`)
+    }
+    throw new StoreUnavailableError({ cause: error })
+  })
+}
+
+function describeThrown (value: unknown): string {
+  return value === null ? 'null' : typeof value === 'string' ? JSON.stringify(value.slice(0, 100)) : typeof value
+}
+
+/** The longest a token of this app can be accepted, seconds: its own lifetime, or a longer one a login chose. */
+export function longestAcceptance (lifetime: Lifetime): number {
+  return lifetime.policy === 'sliding' ? lifetime.absoluteMaxAge : lifetime.maxAge
+}
+
+/**
+ * `app.tokenCookie`: revoke a session or all of a user's sessions, on every instance that shares the store.
+ * `noteLogin` widens the default TTL to the longest lifetime a login of this instance has used.
+ */
+export function createRevocationApi (revocations: Revocations, options: ResolvedOptions): { api: TokenCookieApi, noteLogin: (lifetime: Lifetime) => void } {
+  let longest = longestAcceptance(options.lifetime)
+  // A revocation must outlive every token it names, clock tolerance included.
+  const ttlOf = (revoke: RevokeOptions | undefined): number =>
+    revoke?.ttl === undefined ? Math.ceil(longest + options.clockTolerance) : wholeSeconds('ttl', revoke.ttl)
   const check = (name: string, value: unknown): void => {
     if (typeof value !== 'string' || value === '') throw new TypeError(`${name} must be a non-empty string`)
   }
-  return {
+  const api: TokenCookieApi = {
     async revokeSession (sid, revoke) {
       check('sid', sid)
       await revocations.revokeSession(sid, ttlOf(revoke))
@@ -112,4 +143,5 @@ export function createRevocationApi (revocations: Revocations, options: Resolved
       await revocations.revokeUser(sub, Math.floor(Date.now() / 1000), ttlOf(revoke))
     }
   }
+  return { api, noteLogin: (lifetime) => { longest = Math.max(longest, longestAcceptance(lifetime)) } }
 }

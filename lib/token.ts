@@ -1,6 +1,7 @@
 // Token signing and verification: cheap structural checks first, then @fastify/jwt (fast-jwt) for the crypto.
 import { createHmac, createSecretKey, randomFillSync, timingSafeEqual, type KeyObject } from 'node:crypto'
-import { TokenInvalidError } from './errors.js'
+import { isLowS, withLowS } from './ecdsa.js'
+import { describe, TokenInvalidError } from './errors.js'
 import type { Algorithm } from '../types/index.js'
 
 /** The part of @fastify/jwt's decorator this plugin uses: signer and verifier built once, at registration. */
@@ -78,7 +79,7 @@ export function createCodec<T> (keys: CodecKey[], admit: Admit<T>): TokenCodec<T
   const verified = new Map<string, T>()
 
   return {
-    sign: (claims) => current.jwt.sign(claims),
+    sign: (claims) => withLowS(current.algorithm, current.jwt.sign(claims)),
     verify (token) {
       const known = verified.get(token)
       if (known !== undefined) return known
@@ -102,9 +103,10 @@ export function createCodec<T> (keys: CodecKey[], admit: Admit<T>): TokenCodec<T
     const header = headerOf(token)
     if (typeof header === 'string') return new TokenInvalidError(header)
     const key = keyFor(header)
-    if (key === undefined) return new TokenInvalidError(`no key for kid ${JSON.stringify(header.kid)}`)
+    if (key === undefined) return new TokenInvalidError(`no key for kid ${describe(header.kid)}`)
     // Pinned per key: `none`, another HMAC size or another key type never reaches the verifier.
-    if (header.alg !== key.algorithm) return new TokenInvalidError(`algorithm ${String(header.alg)} is not ${key.algorithm}`)
+    if (header.alg !== key.algorithm) return new TokenInvalidError(`algorithm ${describe(header.alg)} is not ${key.algorithm}`)
+    if (!isLowS(key.algorithm, token.slice(token.lastIndexOf('.') + 1))) return new TokenInvalidError('the ECDSA signature is not in low-S form')
     // This check can only refuse: a token that passes is still verified in full by fast-jwt below.
     const hmacKey = hmacKeys.get(key)
     if (hmacKey !== undefined && !hmacMatches(token, key.algorithm, hmacKey)) return new TokenInvalidError('The token signature is invalid.')
@@ -112,7 +114,7 @@ export function createCodec<T> (keys: CodecKey[], admit: Admit<T>): TokenCodec<T
     try {
       payload = withoutStackTraces(() => key.jwt.verify(token))
     } catch (error) {
-      return new TokenInvalidError((error as Error).message)
+      return new TokenInvalidError(error instanceof Error ? error.message : 'the token did not verify')
     }
     // fast-jwt 6 already refuses payloads that are not objects; kept so a change there cannot let one through.
     /* c8 ignore next */

@@ -1,0 +1,228 @@
+// The life of a request: the onRequest hook verifies its token once and applies the lifetime policy, the
+// decorators read and change the request's state, and onSend writes the one cookie change it came to.
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type { CookieWriter } from './cookie.js'
+import { crossSiteAllowed } from './csrf.js'
+import { TokenCrossSiteError, TokenExpiredError, TokenInvalidError, TokenRevokedError } from './errors.js'
+import { checkNames, loginOptions } from './option-names.js'
+import { resolveLifetime, type ResolvedOptions } from './options.js'
+import { checkTimes, lifetimeClaim, loginClaims, renewal, toLifetimeClaim, type AdmittedToken, type Lifetime, type Verified } from './policy.js'
+import {
+  authenticate, clearing, expiryOf, genuineTokens, missing, payloadOf, sendHookRan, stateOf, tokenExpiryOf, whenSettled,
+  type CookieChange, type Outcome, type RequestState
+} from './request-state.js'
+import { findToken, type FoundToken } from './request-token.js'
+import type { Revocations, Verdict } from './revocation.js'
+import { hasPrototypeKey, isInvalidToken, isPlainObject, randomId, type TokenCodec } from './token.js'
+import type { LoginOptions, TokenExpiry, TokenPayload } from '../types/index.js'
+
+export interface RequestLife {
+  onRequest: (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
+  onSend: (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (error: null, payload: unknown) => void) => void
+  verifyToken: (this: FastifyRequest) => Promise<TokenPayload>
+  setTokenCookie: (this: FastifyReply, payload: object, login?: LoginOptions) => Promise<string>
+  clearTokenCookie: (this: FastifyReply) => Promise<void>
+  tokenExpiry: (this: FastifyRequest) => TokenExpiry | null
+}
+
+export interface RequestLifeDeps {
+  options: ResolvedOptions
+  codec: TokenCodec<Verified>
+  cookie: CookieWriter
+  revocations: Revocations
+  /** Told of each login's lifetime: revocations made without a TTL must outlive the longest. */
+  noteLogin: (lifetime: Lifetime) => void
+}
+
+const nowSeconds = (): number => Date.now() / 1000
+const invalid = (reason: string): Outcome => ({ kind: 'invalid', error: new TokenInvalidError(reason) })
+
+/** Why a token with a good signature is refused at `now`, if it is. */
+function refusalOf (token: AdmittedToken, now: number, tolerance: number, sidRequired: boolean): Outcome | undefined {
+  const { claims, lifetime } = token
+  const times = checkTimes(claims, lifetime, now, tolerance)
+  if (times === 'invalid') return invalid('missing, non-numeric or future iat, exp or auth_time')
+  if (times === 'expired') return { kind: 'expired', error: new TokenExpiredError(), token }
+  // With a store, logout revokes by session id: a token without one could not be logged out.
+  if (sidRequired && (typeof claims.sid !== 'string' || claims.sid === '')) return invalid('no sid claim')
+  return undefined
+}
+
+function decide (verified: Verified, verdict: Verdict): Outcome {
+  switch (verdict.kind) {
+    case 'clear': return verified
+    case 'revoked': return { kind: 'revoked', error: new TokenRevokedError() }
+    case 'unavailable': return { kind: 'unchecked', error: verdict.error, token: verified.token }
+    case 'failed': return { kind: 'failed', error: verdict.error }
+  }
+}
+
+/** Applies the lifetime policy to a settled outcome; returns the error the request fails with, if any. */
+function applyPolicy (request: FastifyRequest, state: RequestState, outcome: Outcome, renewAfter: number): Error | undefined {
+  switch (outcome.kind) {
+    case 'failed': return outcome.error
+    case 'invalid':
+    case 'expired':
+    case 'revoked':
+      // A bad cookie goes: the browser stops sending it. A bad header is the client's to drop.
+      if (state.found?.source === 'cookie') state.change ??= clearing
+      return undefined
+    case 'verified':
+      queueRenewal(request, state, outcome.token, renewAfter)
+      return undefined
+    case 'missing':
+    case 'unchecked':
+      return undefined
+  }
+}
+
+/** Queues a sliding renewal when one is due: for a cookie (a header token is never renewed through one). */
+function queueRenewal (request: FastifyRequest, state: RequestState, { claims, lifetime }: AdmittedToken, renewAfter: number): void {
+  if (state.found?.source !== 'cookie') return
+  const renewed = renewal(claims, lifetime, renewAfter, nowSeconds())
+  // Some routes (polling) must not extend a session. (routeOptions is built anew on each read: only when due.)
+  if (renewed === undefined || request.routeOptions.config?.tokenCookie?.renew === false) return
+  // A fresh object of the verified claims (which never have prototype keys), only ever serialized.
+  state.change ??= { kind: 'renew', claims: { ...claims, ...renewed }, lifetime }
+}
+
+/** Adds Set-Cookie lines one at a time: Fastify may push into an array it was given, and clearing lines are shared. */
+function setCookieLines (reply: FastifyReply, lines: readonly string[]): void {
+  for (const line of lines) reply.header('set-cookie', line)
+}
+
+function checkLogin (payload: object, login: LoginOptions | undefined): void {
+  if (!isPlainObject(payload)) throw new TypeError('setTokenCookie: the payload must be a plain object')
+  if (hasPrototypeKey(payload)) throw new TypeError('setTokenCookie: the payload must not have __proto__, constructor or prototype keys')
+  if (login === undefined) return
+  if (login === null || typeof login !== 'object') throw new TypeError('setTokenCookie: options must be an object')
+  checkNames('setTokenCookie options', login, loginOptions)
+}
+
+export function createRequestLife ({ options, codec, cookie, revocations, noteLogin }: RequestLifeDeps): RequestLife {
+  const { cookieName, bearer, renewAfter, clockTolerance, csrf, store } = options
+
+  /** The request's state on first use: its token found and verified, once for the hook and every decorator. */
+  function open (request: FastifyRequest, found = findToken(request.headers, cookieName, bearer)): RequestState {
+    const state: RequestState = { found, outcome: missing, change: undefined, payload: undefined }
+    if (found !== undefined) state.outcome = outcomeOf(found, request, state)
+    return state
+  }
+  const stateFor = (request: FastifyRequest): RequestState => stateOf(request) ?? stateOf(request, open(request))
+
+  function outcomeOf (found: FoundToken, request: FastifyRequest, state: RequestState): Outcome | Promise<Outcome> {
+    switch (found.kind) {
+      case 'duplicate': return invalid('the cookie was sent more than once')
+      case 'malformed': return invalid('malformed Authorization header')
+      case 'token': break
+    }
+    const verified = codec.verify(found.token)
+    if (isInvalidToken(verified)) return { kind: 'invalid', error: verified }
+    const refusal = refusalOf(verified.token, nowSeconds(), clockTolerance, store !== undefined)
+    if (refusal !== undefined) return refusal
+    if (!revocations.active) return verified
+    return revocations.verdict(verified.token.claims, () => payloadOf(state, verified.token), request).then((verdict) => decide(verified, verdict))
+  }
+
+  /** A token's claims when its signature is good, whatever its times: what a logout may revoke. */
+  function admit (token: string): AdmittedToken | undefined {
+    const verified = codec.verify(token)
+    return isInvalidToken(verified) ? undefined : verified.token
+  }
+
+  /** Revokes every session of a genuine token the request carried, for as long as it could still be accepted. */
+  async function revokeCarried (state: RequestState): Promise<void> {
+    if (store === undefined) return
+    const tokens = await whenSettled(state, (outcome) => genuineTokens(state, outcome, admit))
+    const now = nowSeconds()
+    await Promise.all(tokens.map((token) => revocations.revokeToken(token, now)))
+  }
+
+  /** Records this request's last word on the cookie; after onSend (a hook that runs later changed it), writes it at once. */
+  function change (reply: FastifyReply, next: CookieChange): void {
+    const state = stateFor(reply.request)
+    state.change = next
+    if (sendHookRan(reply)) write(reply, state)
+  }
+
+  /** Writes the state's cookie change, if any; a renewal only with a success response. */
+  function write (reply: FastifyReply, state: RequestState): void {
+    const pending = state.change
+    switch (pending?.kind) {
+      case 'set': return setCookieLines(reply, pending.lines)
+      case 'clear': return setCookieLines(reply, cookie.clear(reply.request))
+      case 'renew':
+        // Not sent: tokenExpiry() in later hooks reports the token the client still holds.
+        if (!renew(reply, pending)) state.change = undefined
+        return
+      case undefined: return undefined
+    }
+  }
+
+  /** Signs and writes a renewal, for a success response; whether it went out. */
+  function renew (reply: FastifyReply, { claims, lifetime }: Extract<CookieChange, { kind: 'renew' }>): boolean {
+    if (reply.statusCode >= 400) return false
+    try {
+      // Same session (sid), new token id.
+      setCookieLines(reply, cookie.set(reply.request, codec.sign({ ...claims, jti: randomId() }), lifetime, claims))
+      return true
+    } catch (error) {
+      // Only a cookie over 4096 bytes gets here; the current cookie stays valid until its exp.
+      reply.request.log.warn({ err: error }, 'fastify-token-cookie: renewal not sent')
+      return false
+    }
+  }
+
+  return {
+    onRequest (request, reply, done) {
+      const existing = stateOf(request)
+      const found = existing === undefined ? findToken(request.headers, cookieName, bearer) : existing.found
+      // Anonymous traffic: nothing to verify, apply or remember (verifyToken() works it out if asked).
+      if (found === undefined) return done()
+      // Before any verification: a forged request costs no crypto, and is neither logged out nor renewed.
+      if (found.source === 'cookie' && !crossSiteAllowed(csrf, request) && request.routeOptions.config?.tokenCookie?.csrf !== false) {
+        return done(new TokenCrossSiteError())
+      }
+      const state = existing ?? stateOf(request, open(request, found))
+      const applied = whenSettled(state, (outcome) => applyPolicy(request, state, outcome, renewAfter))
+      if (applied instanceof Promise) applied.then(done, done)
+      else done(applied)
+    },
+
+    onSend (request, reply, payload, done) {
+      const state = stateOf(request)
+      if (state !== undefined) write(reply, state)
+      sendHookRan(reply, true)
+      done(null, payload)
+    },
+
+    verifyToken (this: FastifyRequest) {
+      const state = stateFor(this)
+      return whenSettled(state, (outcome) => authenticate(this, state, outcome)) as Promise<TokenPayload>
+    },
+
+    async setTokenCookie (this: FastifyReply, payload, login) {
+      checkLogin(payload, login)
+      const lifetime = login === undefined ? options.lifetime : resolveLifetime(login, options.lifetime)
+      const times = loginClaims(lifetime, nowSeconds())
+      // The plugin's claims last: a payload cannot set its own times, lifetime, session id or token id.
+      const token = codec.sign({ ...payload, [lifetimeClaim]: toLifetimeClaim(lifetime), ...times, sid: randomId(), jti: randomId() })
+      noteLogin(lifetime)
+      change(this, { kind: 'set', lines: cookie.set(this.request, token, lifetime, times), expiry: expiryOf(times, lifetime) })
+      return token
+    },
+
+    clearTokenCookie (this: FastifyReply) {
+      const state = stateFor(this.request)
+      change(this, clearing)
+      const revoked = revokeCarried(state)
+      // Awaiting is the caller's choice: a rejection it ignores must not become an unhandled one.
+      revoked.catch(() => {})
+      return revoked
+    },
+
+    tokenExpiry (this: FastifyRequest) {
+      return tokenExpiryOf(stateFor(this))
+    }
+  }
+}
