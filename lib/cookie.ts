@@ -30,7 +30,9 @@ const epoch = new Date(0)
  * serializer formats it once, here, for each value `Secure` can take; a response only joins the parts:
  * `name=value; Max-Age=…` and the attributes, in the order the serializer writes them.
  */
-export function createCookieWriter (name: string, attributes: ResolvedCookieAttributes, expiryHint: boolean, serialize: SerializeCookie): CookieWriter {
+export function createCookieWriter (
+  name: string, attributes: ResolvedCookieAttributes, expiryHint: boolean, serialize: SerializeCookie, warnInsecure: (request: FastifyRequest) => void
+): CookieWriter {
   const hintName = expiryHintName(name)
   const base = {
     httpOnly: attributes.httpOnly,
@@ -57,6 +59,7 @@ export function createCookieWriter (name: string, attributes: ResolvedCookieAttr
   const formattedFor = (request: FastifyRequest): typeof formatted[number] =>
     formatted[Number(attributes.secure === 'auto' ? request.protocol === 'https' : attributes.secure)]
   const longestAttributes = formatted[Number(attributes.secure !== false)].attributes
+  let warned = false
 
   return {
     set (request, token, lifetime, claims) {
@@ -65,6 +68,11 @@ export function createCookieWriter (name: string, attributes: ResolvedCookieAttr
       // Tokens are base64url and dots, and the attributes ASCII: one byte a character.
       const bytes = name.length + 1 + token.length + maxAgeAttribute.length + longestAttributes.length
       if (bytes > maxSetCookieBytes) throw new TokenTooLargeError(bytes)
+      // Browsers drop a Secure cookie sent over plain http (loopback hosts aside), and say nothing: this instance does, once.
+      if (!warned && attributes.secure === true && request.protocol === 'http' && !isLoopback(request.hostname)) {
+        warned = true
+        warnInsecure(request)
+      }
       const lines = formattedFor(request)
       const cookie = `${name}=${token}${maxAgeAttribute}${lines.attributes}`
       if (!expiryHint) return [cookie]
@@ -73,4 +81,9 @@ export function createCookieWriter (name: string, attributes: ResolvedCookieAttr
     },
     clear: (request) => formattedFor(request).clear
   }
+}
+
+/** Hosts on which browsers keep Secure cookies over plain http. */
+function isLoopback (hostname: string): boolean {
+  return hostname === 'localhost' || hostname.endsWith('.localhost') || hostname === '[::1]' || hostname === '::1' || /^127\.\d+\.\d+\.\d+$/.test(hostname)
 }

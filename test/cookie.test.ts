@@ -10,7 +10,7 @@ const token = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLW9mLTMyLWJ
 const sliding: Lifetime = { policy: 'sliding', maxAge: 1800, absoluteMaxAge: 43200, sessionCookie: false }
 const session: Lifetime = { ...sliding, policy: 'session' }
 const claims = { iat: 1_900_000_000, exp: 1_900_001_800, auth_time: 1_899_990_000 }
-const over = (protocol: 'http' | 'https'): FastifyRequest => ({ protocol }) as FastifyRequest
+const over = (protocol: 'http' | 'https'): FastifyRequest => ({ protocol, hostname: 'localhost' }) as FastifyRequest
 
 test('set and clear lines match serialize() for every attribute combination', async (t) => {
   const app = Fastify()
@@ -26,7 +26,7 @@ test('set and clear lines match serialize() for every attribute combination', as
   ]
   for (const attributes of combinations) {
     for (const expiryHint of [false, true]) {
-      const writer = createCookieWriter('token', attributes, expiryHint, serialize)
+      const writer = createCookieWriter('token', attributes, expiryHint, serialize, () => {})
       for (const protocol of ['http', 'https'] as const) {
         const secure = attributes.secure === 'auto' ? protocol === 'https' : attributes.secure
         const options = { ...attributes, secure }
@@ -53,7 +53,7 @@ test('the size limit counts the whole line, Secure included for secure: \'auto\'
   await app.ready()
   t.teardown(() => app.close())
   const serialize = app.serializeCookie as (name: string, value: string, options: Record<string, unknown>) => string
-  const writer = createCookieWriter('token', { httpOnly: true, secure: 'auto', sameSite: 'lax', path: '/' }, false, serialize)
+  const writer = createCookieWriter('token', { httpOnly: true, secure: 'auto', sameSite: 'lax', path: '/' }, false, serialize, () => {})
   const longest = serialize('token', '', { httpOnly: true, secure: true, sameSite: 'lax', path: '/', maxAge: 1800 }).length
   const fits = 'a'.repeat(4096 - longest)
   t.equal(Buffer.byteLength(writer.set(over('https'), fits, sliding, claims)[0]), 4096, 'exactly 4096 bytes over HTTPS')
