@@ -159,7 +159,7 @@ app.register(tokenCookie, { secret: '${secret}', policy: 'forever' })
 export = code
 `
 
-// The SPEC's CommonJS shape: `require('fastify-token-cookie')` is the plugin itself (as with fastify and its plugins).
+// The documented CommonJS shape: `require('fastify-token-cookie')` is the plugin itself (as with fastify and its plugins).
 const cjsRequireTypes = `
 import Fastify = require('fastify')
 import tokenCookie = require('fastify-token-cookie')
@@ -203,8 +203,8 @@ t.test('npm pack ships the built JavaScript and its types, nothing else', async 
   t.same(outside, [], 'everything under package/')
   const paths = files.map((file) => file.slice('package/'.length))
 
-  const allowed = /^(package\.json|README(\.md)?|LICENSE(\.md|\.txt)?|dist\/cjs\/package\.json|dist\/(esm|cjs)\/.+\.(js|d\.ts))$/
-  t.same(paths.filter((path) => !allowed.test(path)), [], 'only package.json, README, LICENSE and dist .js/.d.ts')
+  const allowed = /^(package\.json|README(\.md)?|LICENSE(\.md|\.txt)?|bin\/genkey\.js|dist\/cjs\/package\.json|dist\/(esm|cjs)\/.+\.(js|d\.ts))$/
+  t.same(paths.filter((path) => !allowed.test(path)), [], 'only package.json, README, LICENSE, the genkey bin and dist .js/.d.ts')
   t.same(paths.filter((path) => /(^|\/)(test|bench|\.ci|scripts|node_modules|coverage|\.tap)\//.test(path)), [], 'no test/, bench/, .ci/, scripts/')
   t.same(paths.filter((path) => /\.map$/.test(path)), [], 'no source maps')
   t.same(paths.filter((path) => /\.(ts|mts|cts)$/.test(path) && !/\.d\.ts$/.test(path)), [], 'no TypeScript sources')
@@ -233,8 +233,10 @@ t.test('the tarball installs into a fresh project with fastify', async (t) => {
   await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', tarball, 'fastify@5', '@types/node@20'], consumer)
   const installedPackage = readPackageJson(join(consumer, 'node_modules', 'fastify-token-cookie'))
   t.equal(installedPackage.name, 'fastify-token-cookie')
-  t.same(readdirSync(join(consumer, 'node_modules', 'fastify-token-cookie')).sort(), ['dist', 'package.json', ...['LICENSE', 'README.md'].filter((file) => readdirSync(root).includes(file))].sort())
+  t.same(readdirSync(join(consumer, 'node_modules', 'fastify-token-cookie')).sort(), ['bin', 'dist', 'package.json', ...['LICENSE', 'README.md'].filter((file) => readdirSync(root).includes(file))].sort())
   installed = true
+  const key = await run(join(consumer, 'node_modules', '.bin', 'fastify-token-cookie-genkey'), [], consumer)
+  t.match(key, /^[A-Za-z0-9_-]{43}\n$/, 'the fastify-token-cookie-genkey bin is installed and prints a key')
 })
 
 t.test('ESM: import tokenCookie, { tokenCookie } from the package, log in and verify', async (t) => {
@@ -263,7 +265,7 @@ t.test('TypeScript consumers (module nodenext) type-check against the installed 
   t.same(errorsIn((file) => !(file in consumers) && !file.includes('node_modules/fastify-token-cookie/')), [], 'no errors elsewhere')
   t.same(errorsIn((file) => file === 'esm.mts'), [], 'ESM (.mts): default and named import, options, decorators, route config')
   t.same(errorsIn((file) => file === 'cjs.cts'), [], 'CommonJS (.cts): default import, .default and .tokenCookie, decorators')
-  t.same(errorsIn((file) => file === 'cjs-require.cts'), [], 'CommonJS (.cts): `import tokenCookie = require()` is the callable plugin, as the SPEC says')
+  t.same(errorsIn((file) => file === 'cjs-require.cts'), [], 'CommonJS (.cts): `import tokenCookie = require()` is the callable plugin, as documented')
 })
 
 /** The type errors of a `tsc --noEmit` run over `files` in the consumer project, by file. */

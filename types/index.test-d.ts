@@ -26,7 +26,10 @@ import tokenCookie, {
   type TokenCookieRouteConfig,
   type TokenExpiry,
   type TokenPayload,
-  type VerifyOptions
+  type SessionPayload,
+  type SessionUser,
+  type VerifyOptions,
+  type VerifyTokenOptions
 } from 'fastify-token-cookie'
 
 /** `true` only for `any`: a leak check that `expectType` on the property would also catch, listed per option. */
@@ -141,6 +144,10 @@ expectType<'lax' | 'strict' | 'none' | undefined>(typeOf<CookieAttributes['sameS
 expectType<Duration | undefined>(typeOf<VerifyOptions['clockTolerance']>())
 expectType<LoginOptions>(typeOf<Pick<TokenCookieOptions, keyof LoginOptions>>())
 
+// without a FastifyJWT declaration (types/typed-sessions/ has one): any plain object in, TokenPayload out
+expectType<Record<string, unknown>>(typeOf<SessionPayload>())
+expectType<TokenPayload>(typeOf<SessionUser>())
+
 // no `any` anywhere in the options, the claims, the login options or the route config
 type AnyKeys<T> = { [K in keyof T]-?: IsAny<T[K]> extends true ? K : never }[keyof T]
 expectType<never>(typeOf<AnyKeys<TokenCookieOptions>>())
@@ -151,6 +158,7 @@ expectType<never>(typeOf<AnyKeys<LoginOptions>>())
 expectType<never>(typeOf<AnyKeys<TokenClaims>>())
 expectType<never>(typeOf<AnyKeys<TokenCookieRouteConfig>>())
 expectType<never>(typeOf<AnyKeys<TokenExpiry>>())
+expectType<never>(typeOf<AnyKeys<VerifyTokenOptions>>())
 expectType<false>(typeOf<IsAny<TokenPayload>>())
 expectType<false>(typeOf<IsAny<Duration>>())
 expectType<false>(typeOf<IsAny<Secret>>())
@@ -214,6 +222,23 @@ app.get('/me', async (request) => {
   expectError(request.verifyToken<string>())
   expectError(request.verifyToken('token'))
 
+  // options: `optional: true` adds null; `maxAuthAge` is a duration
+  expectType<TokenPayload>(await request.verifyToken({}))
+  expectType<TokenPayload>(await request.verifyToken({ optional: false, maxAuthAge: '5m' }))
+  expectType<TokenPayload | null>(await request.verifyToken({ optional: true }))
+  expectType<({ sub: string } & TokenClaims) | null>(await request.verifyToken<{ sub: string }>({ optional: true, maxAuthAge: 300 }))
+  const runtimeOptions: VerifyTokenOptions = { optional: request.url === '/maybe' }
+  expectType<TokenPayload | null>(await request.verifyToken(runtimeOptions))
+  expectType<boolean | undefined>(typeOf<VerifyTokenOptions['optional']>())
+  expectType<Duration | undefined>(typeOf<VerifyTokenOptions['maxAuthAge']>())
+  expectError(request.verifyToken({ optional: 'yes' }))
+  expectError(request.verifyToken({ maxAuthAge: 'a while' }))
+  expectError(request.verifyToken({ maxAuthAge: '300' }))
+  expectError(request.verifyToken({ renew: false }))
+
+  // request.user: @fastify/jwt's declaration (its default type without a FastifyJWT declaration)
+  expectType<string | object | Buffer>(request.user)
+
   const expiry = request.tokenExpiry()
   expectType<TokenExpiry | null>(expiry)
   if (expiry !== null) {
@@ -242,6 +267,7 @@ app.get('/typos', async (request, reply) => {
 declare const someRequest: FastifyRequest
 declare const someReply: FastifyReply
 expectType<Promise<TokenPayload>>(someRequest.verifyToken())
+expectType<Promise<TokenPayload | null>>(someRequest.verifyToken({ optional: true }))
 expectType<Promise<string>>(someReply.setTokenCookie({ sub: 'a' }))
 expectType<Promise<void>>(someReply.clearTokenCookie())
 

@@ -1,6 +1,8 @@
 // Public types of fastify-token-cookie and the declaration merging for its decorators.
-// `request.user` is not declared here: @fastify/jwt declares it, and two declarations would clash in apps
-// that use both. In TypeScript, use the value `verifyToken<T>()` resolves to.
+// Typed sessions ride on @fastify/jwt's own declaration merging: an app declares `payload` and `user` once in
+// its `FastifyJWT` interface, and both plugins agree. Importing its types here also brings in its declaration
+// of `request.user` (declaring it a second time would clash in apps that use both).
+import type { FastifyJWT, SignPayloadType, UserType } from '@fastify/jwt'
 import type { FastifyRequest } from 'fastify'
 import type { Duration } from '../lib/duration.js'
 import type { RevocationStore } from '../lib/store.js'
@@ -100,6 +102,37 @@ export type TokenPayload = TokenClaims & Record<string, unknown>
 /** An object payload: arrays and functions are refused. */
 type PlainObject<T> = T extends readonly unknown[] | ((...args: never[]) => unknown) ? never : T
 
+/**
+ * What `setTokenCookie()` accepts: the `payload` of the app's `FastifyJWT` declaration (see docs/typescript.md),
+ * or, without one, any plain object. Only an object `payload` counts: a string or Buffer cannot be a session.
+ */
+export type SessionPayload = FastifyJWT extends { payload: object } ? Extract<SignPayloadType, object> : Record<string, unknown>
+
+/**
+ * What `verifyToken()` resolves to beside the plugin's claims, and what `request.user` is: the `user` of the app's
+ * `FastifyJWT` declaration (its `payload` when it declares no `user`), or, without one, `TokenPayload`.
+ */
+export type SessionUser = FastifyJWT extends { payload: object } | { user: object } ? Extract<UserType, object> : TokenPayload
+
+/** `setTokenCookie()`: typed by the app's declared payload, or generic over any plain object without one. */
+export type SetTokenCookie = FastifyJWT extends { payload: object }
+  ? (payload: SessionPayload, options?: LoginOptions) => Promise<string>
+  : <T extends object>(payload: T & PlainObject<T>, options?: LoginOptions) => Promise<string>
+
+/** Options of `request.verifyToken()`. */
+export interface VerifyTokenOptions {
+  /**
+   * Resolve to `null` instead of rejecting when the token is missing, invalid, expired or revoked (the 401
+   * cases). A 503, an `isRevoked` failure and `maxAuthAge` still reject.
+   */
+  optional?: boolean
+  /**
+   * Reject with 401 `FST_TOKEN_COOKIE_REAUTH` when the login (`auth_time`) is older than this ("confirm your
+   * password to continue"); the cookie is kept and the session goes on for other routes.
+   */
+  maxAuthAge?: Duration
+}
+
 /** What a login may override ("remember me"). */
 export interface LoginOptions {
   policy?: Policy
@@ -173,14 +206,21 @@ export interface TokenCookieRouteConfig {
 
 declare module 'fastify' {
   interface FastifyRequest {
+    /**
+     * Resolves to the verified payload and sets `request.user`; with `optional: true`, resolves to `null`
+     * where it would otherwise reject with a 401. `T` defaults to the app's declared `user` (`SessionUser`).
+     */
+    verifyToken<T extends object = SessionUser>(options: VerifyTokenOptions & { optional: true }): Promise<(T & TokenClaims) | null>
     /** Resolves to the verified payload and sets `request.user`; rejects with a 401 otherwise. */
-    verifyToken<T extends object = TokenPayload>(): Promise<T & TokenClaims>
+    verifyToken<T extends object = SessionUser>(options?: VerifyTokenOptions & { optional?: false }): Promise<T & TokenClaims>
+    /** With `optional` known only at run time: `null` is possible. */
+    verifyToken<T extends object = SessionUser>(options?: VerifyTokenOptions): Promise<(T & TokenClaims) | null>
     /** Expiry of the verified token (the renewed or newly set one, when this request renews or logs in), or `null`. */
     tokenExpiry(): TokenExpiry | null
   }
   interface FastifyReply {
     /** Signs `payload`, sets the token cookie and resolves to the token. */
-    setTokenCookie<T extends object>(payload: T & PlainObject<T>, options?: LoginOptions): Promise<string>
+    setTokenCookie: SetTokenCookie
     /**
      * Expires the token cookie and cancels a renewal queued for this request. With a store, also revokes the
      * session; the promise settles once the store has it (and rejects with a 503 when the store is down).
