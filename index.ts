@@ -16,7 +16,8 @@ import type { TokenCookieOptions } from './types/index.js'
 export type * from './types/index.js'
 export { memoryStore } from './lib/store.js'
 export {
-  OptionsError, RevocationCheckError, StoreUnavailableError, TokenCrossSiteError, TokenExpiredError, TokenInvalidError, TokenMissingError, TokenRevokedError, TokenTooLargeError
+  OptionsError, RevocationCheckError, StoreUnavailableError, TokenCrossSiteError, TokenExpiredError, TokenInvalidError, TokenMissingError, TokenReauthError,
+  TokenRevokedError, TokenTooLargeError
 } from './lib/errors.js'
 
 // @fastify/jwt under namespaces of its own (one a key), in a context of its own:
@@ -59,6 +60,7 @@ const plugin: FastifyPluginAsync<TokenCookieOptions> = async function fastifyTok
   app.decorateRequest('verifyToken', life.verifyToken)
   app.decorateRequest('tokenExpiry', life.tokenExpiry)
   app.decorateReply('setTokenCookie', life.setTokenCookie)
+  app.decorateReply('updateTokenCookie', life.updateTokenCookie)
   app.decorateReply('clearTokenCookie', life.clearTokenCookie)
   app.addHook('onRequest', life.onRequest)
   app.addHook('onSend', life.onSend)

@@ -7,6 +7,7 @@ export const TokenMissingError = createError('FST_TOKEN_COOKIE_MISSING', 'No tok
 export const TokenInvalidError = createError('FST_TOKEN_COOKIE_INVALID', 'Invalid token: %s', 401, Error, noStack)
 export const TokenExpiredError = createError('FST_TOKEN_COOKIE_EXPIRED', 'Token expired', 401, Error, noStack)
 export const TokenRevokedError = createError('FST_TOKEN_COOKIE_REVOKED', 'Token revoked', 401, Error, noStack)
+export const TokenReauthError = createError('FST_TOKEN_COOKIE_REAUTH', 'The login is too old for this action: sign in again', 401, Error, noStack)
 export const TokenCrossSiteError = createError('FST_TOKEN_COOKIE_CROSS_SITE', 'Cross-site request refused: it carries the session cookie but does not come from this site', 403, Error, noStack)
 /** `isRevoked` threw or rejected with something that is not an Error: the request fails all the same. */
 export const RevocationCheckError = createError('FST_TOKEN_COOKIE_CHECK_FAILED', 'The revocation check failed: isRevoked threw %s', 500)
@@ -22,6 +23,7 @@ export type TokenError =
   | InstanceType<typeof TokenInvalidError>
   | InstanceType<typeof TokenExpiredError>
   | InstanceType<typeof TokenRevokedError>
+  | InstanceType<typeof TokenReauthError>
 
 /**
  * A value for an error message, whatever it is (a token's header or claim, an option): only its type is trusted.

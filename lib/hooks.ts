@@ -1,26 +1,31 @@
 // The life of a request: the onRequest hook verifies its token once and applies the lifetime policy, the
 // decorators read and change the request's state, and onSend writes the one cookie change it came to.
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import { privateCacheControl, sharedCacheable } from './cache-control.js'
 import type { CookieWriter } from './cookie.js'
 import { crossSiteAllowed } from './csrf.js'
 import { TokenCrossSiteError, TokenExpiredError, TokenInvalidError, TokenRevokedError } from './errors.js'
 import { checkNames, loginOptions } from './option-names.js'
-import { resolveLifetime, type ResolvedOptions } from './options.js'
-import { checkTimes, lifetimeClaim, loginClaims, renewal, toLifetimeClaim, type AdmittedToken, type Lifetime, type Verified } from './policy.js'
+import { resolveLifetime, resolveVerifyCheck, plainCheck, type ResolvedOptions } from './options.js'
 import {
-  authenticate, clearing, expiryOf, genuineTokens, missing, payloadOf, sendHookRan, stateOf, tokenExpiryOf, whenSettled,
+  absoluteExpiresAt, checkTimes, expiresAt, lifetimeClaim, loginClaims, renewal, toLifetimeClaim, type AdmittedToken, type Lifetime, type TimeClaims,
+  type Verified
+} from './policy.js'
+import {
+  authenticate, expiryOf, genuineTokens, logout, missing, payloadOf, refusal, rejectionOf, sendHookRan, stateOf, tokenExpiryOf, settled,
   type CookieChange, type Outcome, type RequestState
 } from './request-state.js'
 import { findToken, type FoundToken } from './request-token.js'
 import type { Revocations, Verdict } from './revocation.js'
 import { hasPrototypeKey, isInvalidToken, isPlainObject, randomId, type TokenCodec } from './token.js'
-import type { LoginOptions, TokenExpiry, TokenPayload } from '../types/index.js'
+import type { LoginOptions, TokenExpiry, TokenPayload, VerifyTokenOptions } from '../types/index.js'
 
 export interface RequestLife {
   onRequest: (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
   onSend: (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (error: null, payload: unknown) => void) => void
-  verifyToken: (this: FastifyRequest) => Promise<TokenPayload>
+  verifyToken: (this: FastifyRequest, options?: VerifyTokenOptions) => Promise<TokenPayload | null>
   setTokenCookie: (this: FastifyReply, payload: object, login?: LoginOptions) => Promise<string>
+  updateTokenCookie: (this: FastifyReply, claims: object) => Promise<string>
   clearTokenCookie: (this: FastifyReply) => Promise<void>
   tokenExpiry: (this: FastifyRequest) => TokenExpiry | null
 }
@@ -65,7 +70,7 @@ function applyPolicy (request: FastifyRequest, state: RequestState, outcome: Out
     case 'expired':
     case 'revoked':
       // A bad cookie goes: the browser stops sending it. A bad header is the client's to drop.
-      if (state.found?.source === 'cookie') state.change ??= clearing
+      if (state.found?.source === 'cookie') state.change ??= refusal
       return undefined
     case 'verified':
       queueRenewal(request, state, outcome.token, renewAfter)
@@ -86,14 +91,27 @@ function queueRenewal (request: FastifyRequest, state: RequestState, { claims, l
   state.change ??= { kind: 'renew', claims: { ...claims, ...renewed }, lifetime }
 }
 
-/** Adds Set-Cookie lines one at a time: Fastify may push into an array it was given, and clearing lines are shared. */
-function setCookieLines (reply: FastifyReply, lines: readonly string[]): void {
-  for (const line of lines) reply.header('set-cookie', line)
+/** The app's claims for a new token: a plain object without prototype keys (a programming error otherwise). */
+function checkPayload (method: string, payload: object): void {
+  if (!isPlainObject(payload)) throw new TypeError(`${method}: the payload must be a plain object`)
+  if (hasPrototypeKey(payload)) throw new TypeError(`${method}: the payload must not have __proto__, constructor or prototype keys`)
+}
+
+/** The claims a token of a session carries that are the plugin's: an update keeps them, whatever the app passes. */
+const ownClaims = new Set(['iat', 'exp', 'auth_time', 'sid', 'jti', lifetimeClaim])
+
+function appClaimsOf (claims: object): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(claims).filter(([name]) => !ownClaims.has(name)))
+}
+
+/** The login request's User-Agent, as a session list shows it. */
+function userAgentOf (request: FastifyRequest): string | null {
+  const agent = request.headers['user-agent']
+  return typeof agent === 'string' ? agent.slice(0, 256) : null
 }
 
 function checkLogin (payload: object, login: LoginOptions | undefined): void {
-  if (!isPlainObject(payload)) throw new TypeError('setTokenCookie: the payload must be a plain object')
-  if (hasPrototypeKey(payload)) throw new TypeError('setTokenCookie: the payload must not have __proto__, constructor or prototype keys')
+  checkPayload('setTokenCookie', payload)
   if (login === undefined) return
   if (login === null || typeof login !== 'object') throw new TypeError('setTokenCookie: options must be an object')
   checkNames('setTokenCookie options', login, loginOptions)
@@ -133,7 +151,7 @@ export function createRequestLife ({ options, codec, cookie, revocations, noteLo
   /** Revokes every session of a genuine token the request carried, for as long as it could still be accepted. */
   async function revokeCarried (state: RequestState): Promise<void> {
     if (store === undefined) return
-    const tokens = await whenSettled(state, (outcome) => genuineTokens(state, outcome, admit))
+    const tokens = genuineTokens(state, await settled(state), admit)
     const now = nowSeconds()
     await Promise.all(tokens.map((token) => revocations.revokeToken(token, now)))
   }
@@ -145,32 +163,54 @@ export function createRequestLife ({ options, codec, cookie, revocations, noteLo
     if (sendHookRan(reply)) write(reply, state)
   }
 
-  /** Writes the state's cookie change, if any; a renewal only with a success response. */
+  /** Writes the state's cookie change, if any, and keeps the response out of shared caches. */
   function write (reply: FastifyReply, state: RequestState): void {
     const pending = state.change
-    switch (pending?.kind) {
-      case 'set': return setCookieLines(reply, pending.lines)
-      case 'clear': return setCookieLines(reply, cookie.clear(reply.request))
-      case 'renew':
-        // Not sent: tokenExpiry() in later hooks reports the token the client still holds.
-        if (!renew(reply, pending)) state.change = undefined
-        return
-      case undefined: return undefined
+    if (pending === undefined) return
+    const lines = linesFor(reply, pending)
+    if (lines === undefined) {
+      // Not sent: it waits for another response, and tokenExpiry() in later hooks reports the token the client holds.
+      state.change = undefined
+      return
+    }
+    for (const line of lines) reply.header('set-cookie', line)
+    reply.header('cache-control', privateCacheControl(reply.getHeader('cache-control')))
+  }
+
+  /**
+   * The Set-Cookie lines of a change. A login, an update and a logout always go; a renewal only with a success, and
+   * neither it nor the clearing of a refused cookie with a response that shared caches may store.
+   */
+  function linesFor (reply: FastifyReply, pending: CookieChange): readonly string[] | undefined {
+    const shared = (): boolean => sharedCacheable(reply.statusCode, reply.getHeader('cache-control'))
+    switch (pending.kind) {
+      case 'set': return pending.lines
+      case 'clear': return pending.by === 'refusal' && shared() ? undefined : cookie.clear(reply.request)
+      case 'renew': return reply.statusCode >= 400 || shared() ? undefined : renewalLines(reply, pending)
     }
   }
 
-  /** Signs and writes a renewal, for a success response; whether it went out. */
-  function renew (reply: FastifyReply, { claims, lifetime }: Extract<CookieChange, { kind: 'renew' }>): boolean {
-    if (reply.statusCode >= 400) return false
+  /** Signs a renewal: same session (sid), new token id. */
+  function renewalLines (reply: FastifyReply, { claims, lifetime }: Extract<CookieChange, { kind: 'renew' }>): readonly string[] | undefined {
+    let lines: readonly string[]
     try {
-      // Same session (sid), new token id.
-      setCookieLines(reply, cookie.set(reply.request, codec.sign({ ...claims, jti: randomId() }), lifetime, claims))
-      return true
+      lines = cookie.set(reply.request, codec.sign({ ...claims, jti: randomId() }), lifetime, claims)
     } catch (error) {
       // Only a cookie over 4096 bytes gets here; the current cookie stays valid until its exp.
       reply.request.log.warn({ err: error }, 'fastify-token-cookie: renewal not sent')
-      return false
+      return undefined
     }
+    // Never rejects: a store that is down leaves the session's lastSeenAt where it was.
+    if (store !== undefined) record(claims, lifetime, reply.request).catch(() => {})
+    return lines
+  }
+
+  /** Lists a login, or moves a listed session's lastSeenAt, where the store lists sessions. */
+  function record (claims: TimeClaims & Record<string, unknown>, lifetime: Lifetime, request: FastifyRequest): Promise<void> {
+    const { sub, sid } = claims
+    if (store === undefined || typeof sub !== 'string' || typeof sid !== 'string') return Promise.resolve()
+    const session = { sid, authTime: claims.auth_time, lastSeenAt: claims.iat, expiresAt: absoluteExpiresAt(lifetime, claims), userAgent: userAgentOf(request) }
+    return revocations.recordSession(sub, session)
   }
 
   return {
@@ -184,9 +224,10 @@ export function createRequestLife ({ options, codec, cookie, revocations, noteLo
         return done(new TokenCrossSiteError())
       }
       const state = existing ?? stateOf(request, open(request, found))
-      const applied = whenSettled(state, (outcome) => applyPolicy(request, state, outcome, renewAfter))
-      if (applied instanceof Promise) applied.then(done, done)
-      else done(applied)
+      // Settled at once unless a revocation check is on its way: then no closure, no promise.
+      const { outcome } = state
+      if (!(outcome instanceof Promise)) return done(applyPolicy(request, state, outcome, renewAfter))
+      settled(state).then((outcome) => done(applyPolicy(request, state, outcome, renewAfter)), done)
     },
 
     onSend (request, reply, payload, done) {
@@ -196,9 +237,18 @@ export function createRequestLife ({ options, codec, cookie, revocations, noteLo
       done(null, payload)
     },
 
-    verifyToken (this: FastifyRequest) {
+    verifyToken (this: FastifyRequest, verifyOptions?: VerifyTokenOptions) {
+      let check = plainCheck
+      try {
+        check = resolveVerifyCheck(verifyOptions)
+      } catch (error) {
+        return Promise.reject(error)
+      }
       const state = stateFor(this)
-      return whenSettled(state, (outcome) => authenticate(this, state, outcome)) as Promise<TokenPayload>
+      const { outcome } = state
+      // Settled by the onRequest hook in all but the earliest hooks: no closure, no extra microtask.
+      if (!(outcome instanceof Promise)) return authenticate(this, state, outcome, check)
+      return settled(state).then((outcome) => authenticate(this, state, outcome, check))
     },
 
     async setTokenCookie (this: FastifyReply, payload, login) {
@@ -206,15 +256,32 @@ export function createRequestLife ({ options, codec, cookie, revocations, noteLo
       const lifetime = login === undefined ? options.lifetime : resolveLifetime(login, options.lifetime)
       const times = loginClaims(lifetime, nowSeconds())
       // The plugin's claims last: a payload cannot set its own times, lifetime, session id or token id.
-      const token = codec.sign({ ...payload, [lifetimeClaim]: toLifetimeClaim(lifetime), ...times, sid: randomId(), jti: randomId() })
+      const claims = { ...payload, [lifetimeClaim]: toLifetimeClaim(lifetime), ...times, sid: randomId(), jti: randomId() }
+      const token = codec.sign(claims)
       noteLogin(lifetime)
+      change(this, { kind: 'set', lines: cookie.set(this.request, token, lifetime, times), expiry: expiryOf(times, lifetime) })
+      await record(claims, lifetime, this.request)
+      return token
+    },
+
+    async updateTokenCookie (this: FastifyReply, claims) {
+      checkPayload('updateTokenCookie', claims)
+      const state = stateFor(this.request)
+      const outcome = await settled(state)
+      if (outcome.kind !== 'verified') throw rejectionOf(outcome)
+      const { claims: current, lifetime } = outcome.token
+      const iat = Math.floor(nowSeconds())
+      // A sliding login's exp moves as a renewal's would; a session or persistent one never gets longer.
+      const exp = lifetime.policy === 'sliding' ? expiresAt(lifetime, iat, current.auth_time) : current.exp
+      const times: TimeClaims = { iat, exp, auth_time: current.auth_time }
+      const token = codec.sign({ ...appClaimsOf(claims), [lifetimeClaim]: toLifetimeClaim(lifetime), ...times, sid: current.sid, jti: randomId() })
       change(this, { kind: 'set', lines: cookie.set(this.request, token, lifetime, times), expiry: expiryOf(times, lifetime) })
       return token
     },
 
     clearTokenCookie (this: FastifyReply) {
       const state = stateFor(this.request)
-      change(this, clearing)
+      change(this, logout)
       const revoked = revokeCarried(state)
       // Awaiting is the caller's choice: a rejection it ignores must not become an unhandled one.
       revoked.catch(() => {})

@@ -12,6 +12,7 @@ export const signOptions = ['algorithm', 'iss', 'aud', 'sub', 'typ', 'nonce'] as
 export const verifyOptions = ['allowedIss', 'allowedAud', 'allowedSub', 'allowedJti', 'allowedNonce', 'requiredClaims', 'clockTolerance', 'checkTyp'] as const
 export const csrfOptions = ['trustedOrigins'] as const
 export const loginOptions = ['policy', 'maxAge', 'absoluteMaxAge', 'sessionCookie'] as const
+export const verifyTokenOptions = ['optional', 'maxAuthAge'] as const
 
 /** Options of fast-jwt that the plugin sets itself: the lifetime policy owns the times, `secret` the key. */
 export const ownedSignOptions = ['key', 'kid', 'jti', 'expiresIn', 'notBefore', 'noTimestamp', 'mutatePayload', 'clockTimestamp', 'header'] as const

@@ -4,12 +4,13 @@ import { resolveCsrf, type CsrfOptions } from './csrf.js'
 import { toSeconds } from './duration.js'
 import { OptionsError } from './errors.js'
 import {
-  checkNames, cookieOptions, fastifyRegisterOptions, ownedSignOptions, ownedVerifyOptions, signOptions, topLevelOptions, verifyOptions
+  checkNames, cookieOptions, fastifyRegisterOptions, ownedSignOptions, ownedVerifyOptions, signOptions, topLevelOptions, verifyOptions,
+  verifyTokenOptions
 } from './option-names.js'
 import { policies, type Lifetime } from './policy.js'
 import { memoryStore, type RevocationStore } from './store.js'
 import type {
-  Algorithm, AsymmetricKey, CookieAttributes, HmacKey, IsRevoked, KeyPair, LoginOptions, SignOptions, TokenCookieOptions, VerifyOptions
+  Algorithm, AsymmetricKey, CookieAttributes, HmacKey, IsRevoked, KeyPair, LoginOptions, SignOptions, TokenCookieOptions, VerifyOptions, VerifyTokenOptions
 } from '../types/index.js'
 
 export interface ResolvedCookieAttributes {
@@ -102,6 +103,26 @@ export function resolveOptions (options: TokenCookieOptions): ResolvedOptions {
     storeTimeout: options.storeTimeout === undefined ? 0.1 : duration('storeTimeout', options.storeTimeout),
     failOpen: options.failOpen ?? false
   }
+}
+
+/** What a `verifyToken()` call asks beyond a verified token. */
+export interface VerifyCheck {
+  /** Resolve to `null` for the 401 cases. */
+  optional: boolean
+  /** Seconds since login past which the call rejects with `FST_TOKEN_COOKIE_REAUTH`. */
+  maxAuthAge: number | undefined
+}
+
+export const plainCheck: VerifyCheck = Object.freeze({ optional: false, maxAuthAge: undefined })
+
+/** The options of one `verifyToken()` call; bad ones are a programming error (`FST_TOKEN_COOKIE_OPTIONS`). */
+export function resolveVerifyCheck (options: VerifyTokenOptions | undefined): VerifyCheck {
+  if (options === undefined) return plainCheck
+  if (options === null || typeof options !== 'object') fail('verifyToken options', 'must be an object')
+  checkNames('verifyToken options', options, verifyTokenOptions)
+  const { optional = false, maxAuthAge } = options
+  if (typeof optional !== 'boolean') fail('verifyToken options.optional', 'must be a boolean')
+  return { optional, maxAuthAge: maxAuthAge === undefined ? undefined : duration('verifyToken options.maxAuthAge', maxAuthAge) }
 }
 
 /** A lifetime from `options` over `base`: used at registration and again for each login's overrides. */

@@ -1,7 +1,8 @@
 // The request's state: where its token came from, what verifying it came to, and the one change to the cookie
 // that its response will carry. Made on first use and kept on the request behind a symbol.
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { TokenMissingError, type StoreUnavailableError, type TokenError } from './errors.js'
+import { TokenMissingError, TokenReauthError, type StoreUnavailableError, type TokenError } from './errors.js'
+import type { VerifyCheck } from './options.js'
 import { absoluteExpiresAt, type AdmittedToken, type Lifetime, type TimeClaims, type Verified } from './policy.js'
 import type { FoundToken } from './request-token.js'
 import { copyJson } from './token.js'
@@ -28,8 +29,9 @@ export type Outcome =
 /** What this request does to the cookie: the last of a login, an update, a logout, a clearing and a renewal wins. */
 export type CookieChange =
   | { kind: 'set', lines: string[], expiry: TokenExpiry }
-  | { kind: 'clear' }
-  /** Signed in onSend, and sent only with a response below 400. */
+  /** By a logout (always sent), or the clearing of a refused cookie (never with a response shared caches keep). */
+  | { kind: 'clear', by: 'logout' | 'refusal' }
+  /** Signed in onSend, and sent only with a response below 400 that shared caches do not keep. */
   | { kind: 'renew', claims: TimeClaims & Record<string, unknown>, lifetime: Lifetime }
 
 export interface RequestState {
@@ -41,7 +43,8 @@ export interface RequestState {
 }
 
 export const missing: Outcome = Object.freeze({ kind: 'missing' })
-export const clearing: CookieChange = Object.freeze({ kind: 'clear' })
+export const logout: CookieChange = Object.freeze({ kind: 'clear', by: 'logout' })
+export const refusal: CookieChange = Object.freeze({ kind: 'clear', by: 'refusal' })
 
 /**
  * The request's state, if it has one; with `fresh`, attaches it first when there is none. The slot is `null`
@@ -62,14 +65,10 @@ export function sendHookRan (reply: FastifyReply, ran?: true): boolean {
   return slot[kSendHookRan] === true
 }
 
-/** Runs `then` on the settled outcome: at once when it is, else once it settles (and remembers it). */
-export function whenSettled<R> (state: RequestState, then: (outcome: Outcome) => R): R | Promise<R> {
-  const { outcome } = state
-  if (!(outcome instanceof Promise)) return then(outcome)
-  return outcome.then((settled) => {
-    state.outcome = settled
-    return then(settled)
-  })
+/** The outcome once settled (it is pending while a revocation check is on its way), remembered when it is. */
+export async function settled (state: RequestState): Promise<Outcome> {
+  state.outcome = await state.outcome
+  return state.outcome
 }
 
 /** This request's own copy of the verified payload: no request can change what another one sees. */
@@ -78,17 +77,33 @@ export function payloadOf (state: RequestState, token: AdmittedToken): TokenPayl
   return state.payload
 }
 
-/** What `verifyToken()` settles with: the request's own copy of the verified payload, or the error. */
-export function authenticate (request: FastifyRequest, state: RequestState, outcome: Outcome): Promise<TokenPayload> {
+/**
+ * What `verifyToken()` settles with: the request's own copy of the verified payload, `null` for an optional
+ * call that would answer 401, or the error. A login older than `maxAuthAge` rejects even an optional call.
+ */
+export function authenticate (request: FastifyRequest, state: RequestState, outcome: Outcome, check: VerifyCheck): Promise<TokenPayload | null> {
   switch (outcome.kind) {
     case 'verified': {
+      const { claims } = outcome.token
+      if (check.maxAuthAge !== undefined && Date.now() / 1000 - claims.auth_time > check.maxAuthAge) return Promise.reject(new TokenReauthError())
       const payload = payloadOf(state, outcome.token)
       ;(request as FastifyRequest & { user?: unknown }).user = payload
       return Promise.resolve(payload)
     }
-    case 'missing': return Promise.reject(new TokenMissingError())
-    default: return Promise.reject(outcome.error)
+    case 'missing':
+    case 'invalid':
+    case 'expired':
+    case 'revoked':
+      return check.optional ? Promise.resolve(null) : Promise.reject(rejectionOf(outcome))
+    case 'unchecked':
+    case 'failed':
+      return Promise.reject(rejectionOf(outcome))
   }
+}
+
+/** The error a request without a verified token answers with. */
+export function rejectionOf (outcome: Exclude<Outcome, Verified>): Error {
+  return outcome.kind === 'missing' ? new TokenMissingError() : outcome.error
 }
 
 export function expiryOf (claims: TimeClaims, lifetime: Lifetime): TokenExpiry {

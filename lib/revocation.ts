@@ -4,6 +4,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { OptionsError, RevocationCheckError, StoreUnavailableError } from './errors.js'
 import { wholeSeconds, type ResolvedOptions } from './options.js'
 import { absoluteExpiresAt, type AdmittedToken, type Lifetime } from './policy.js'
+import type { SessionInfo } from './store.js'
 import type { RevokeOptions, TokenCookieApi, TokenPayload } from '../types/index.js'
 
 /** What the revocation checks say of a verified token. */
@@ -34,6 +35,13 @@ export interface Revocations {
   /** Rejects with `FST_TOKEN_COOKIE_STORE_UNAVAILABLE` when the store is down. */
   revokeSession: (sid: string, ttl: number) => Promise<void>
   revokeUser: (sub: string, at: number, ttl: number) => Promise<void>
+  /**
+   * Lists a login or moves its `lastSeenAt`, where the store lists sessions. Never rejects: a store that is down
+   * (logged once) leaves the session out of the list, and the login or renewal goes on.
+   */
+  recordSession: (sub: string, session: SessionInfo) => Promise<void>
+  /** Live sessions of `sub`, newest first; `FST_TOKEN_COOKIE_OPTIONS` for a store that does not list. */
+  listSessions: (sub: string) => Promise<SessionInfo[]>
 }
 
 export function createRevocations (options: ResolvedOptions, log: FastifyBaseLogger): Revocations {
@@ -86,6 +94,19 @@ export function createRevocations (options: ResolvedOptions, log: FastifyBaseLog
     async revokeUser (sub, at, ttl) {
       const target = storeOrFail()
       await storeCall(() => target.revokeUser(sub, at, ttl))
+    },
+    async recordSession (sub, session) {
+      const record = store?.recordSession
+      if (record === undefined) return
+      await storeCall(() => record.call(store, sub, session)).catch(() => {})
+    },
+    async listSessions (sub) {
+      const target = storeOrFail()
+      const list = target.listSessions
+      if (list === undefined) throw new OptionsError('store does not list sessions: memoryStore and redisStore do')
+      const now = Date.now() / 1000
+      const sessions = await storeCall(() => list.call(target, sub))
+      return sessions.filter((session) => session.expiresAt > now).sort((a, b) => b.authTime - a.authTime || b.lastSeenAt - a.lastSeenAt)
     }
   }
 }
@@ -141,6 +162,10 @@ export function createRevocationApi (revocations: Revocations, options: Resolved
       check('sub', sub)
       // Whole seconds: sessions that started at or before this second are revoked.
       await revocations.revokeUser(sub, Math.floor(Date.now() / 1000), ttlOf(revoke))
+    },
+    async listSessions (sub) {
+      check('sub', sub)
+      return await revocations.listSessions(sub)
     }
   }
   return { api, noteLogin: (lifetime) => { longest = Math.max(longest, longestAcceptance(lifetime)) } }

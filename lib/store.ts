@@ -9,6 +9,22 @@ export interface RevocationState {
   userRevokedAt: number | undefined
 }
 
+/** One live session of a user, as `app.tokenCookie.listSessions(sub)` gives it. Times in seconds since epoch. */
+export interface SessionInfo {
+  sid: string
+  /** Login time (`auth_time`). */
+  authTime: number
+  /** The last login or renewal: exact to `renewAfter × maxAge`. */
+  lastSeenAt: number
+  /** When the session ends whatever happens: the absolute cap of a sliding session, else its `exp`. */
+  expiresAt: number
+  /** The login request's `User-Agent`, at most 256 characters, or `null`. */
+  userAgent: string | null
+}
+
+/** How many sessions a store lists per user: past it, the session that ends soonest leaves the list (it stays valid). */
+export const maxListedSessions = 100
+
 /**
  * A revocation store. Every method may reject (the store is down); the plugin times calls out after
  * `storeTimeout` and fails closed (503) unless `failOpen` is set.
@@ -20,6 +36,13 @@ export interface RevocationStore {
   revokeSession: (sid: string, ttl: number) => Promise<void>
   /** Revokes the sessions of `sub` that started at or before `at` (seconds since epoch), for `ttl` seconds. */
   revokeUser: (sub: string, at: number, ttl: number) => Promise<void>
+  /**
+   * Lists a login, or moves the `lastSeenAt` of a listed one (keeping its `authTime` and `userAgent`). Optional,
+   * with `listSessions`: a store without them has no "where you're signed in".
+   */
+  recordSession?: (sub: string, session: SessionInfo) => Promise<void>
+  /** The listed sessions of `sub` that are not revoked and have not ended, in any order. */
+  listSessions?: (sub: string) => Promise<SessionInfo[]>
 }
 
 export interface MemoryStoreOptions {
@@ -43,6 +66,7 @@ interface Entry {
 export function memoryStore ({ max = 100_000, onEvict = (message) => process.emitWarning(message) }: MemoryStoreOptions = {}): RevocationStore {
   if (!Number.isSafeInteger(max) || max < 1) throw new TypeError('memoryStore: max must be a positive integer')
   const entries = new Map<string, Entry>()
+  const sessions = new Map<string, Map<string, SessionInfo>>()
   let warned = false
 
   function read (key: string): Entry | undefined {
@@ -75,6 +99,20 @@ export function memoryStore ({ max = 100_000, onEvict = (message) => process.emi
     entries.set(key, { at: Math.max(at, existing?.at ?? at), expiresAt: Math.max(expiresAt, existing?.expiresAt ?? expiresAt) })
   }
 
+  /** The user's listed sessions, less those that ended or were revoked. */
+  function liveSessions (sub: string): Map<string, SessionInfo> | undefined {
+    const listed = sessions.get(sub)
+    if (listed === undefined) return undefined
+    const now = Date.now() / 1000
+    const userRevokedAt = read(`u:${sub}`)?.at
+    for (const [sid, session] of listed) {
+      const revoked = read(`s:${sid}`) !== undefined || (userRevokedAt !== undefined && session.authTime <= userRevokedAt)
+      if (revoked || session.expiresAt <= now) listed.delete(sid)
+    }
+    if (listed.size === 0) sessions.delete(sub)
+    return listed
+  }
+
   return {
     async check (sid, sub) {
       return { sessionRevoked: read(`s:${sid}`) !== undefined, userRevokedAt: sub === undefined ? undefined : read(`u:${sub}`)?.at }
@@ -84,6 +122,25 @@ export function memoryStore ({ max = 100_000, onEvict = (message) => process.emi
     },
     async revokeUser (sub, at, ttl) {
       write(`u:${sub}`, at, ttl)
+      liveSessions(sub)
+    },
+    async recordSession (sub, session) {
+      const listed = liveSessions(sub) ?? new Map<string, SessionInfo>()
+      const known = listed.get(session.sid)
+      listed.set(session.sid, known === undefined ? { ...session } : { ...known, lastSeenAt: session.lastSeenAt, expiresAt: session.expiresAt })
+      if (listed.size > maxListedSessions) listed.delete(soonestEnding(listed))
+      // Users' lists count against `max` as well: the one listed first goes first.
+      if (!sessions.has(sub) && sessions.size >= max) sessions.delete(sessions.keys().next().value as string)
+      sessions.set(sub, listed)
+    },
+    async listSessions (sub) {
+      return [...(liveSessions(sub)?.values() ?? [])].map((session) => ({ ...session }))
     }
   }
+}
+
+function soonestEnding (listed: Map<string, SessionInfo>): string {
+  let soonest: SessionInfo | undefined
+  for (const session of listed.values()) if (soonest === undefined || session.expiresAt < soonest.expiresAt) soonest = session
+  return (soonest as SessionInfo).sid
 }

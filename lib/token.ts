@@ -1,6 +1,6 @@
 // Token signing and verification: cheap structural checks first, then @fastify/jwt (fast-jwt) for the crypto.
 import { createHmac, createSecretKey, randomFillSync, timingSafeEqual, type KeyObject } from 'node:crypto'
-import { isLowS, withLowS } from './ecdsa.js'
+import { isEcdsa, isLowS, withLowS } from './ecdsa.js'
 import { describe, TokenInvalidError } from './errors.js'
 import type { Algorithm } from '../types/index.js'
 
@@ -79,7 +79,7 @@ export function createCodec<T> (keys: CodecKey[], admit: Admit<T>): TokenCodec<T
   const verified = new Map<string, T>()
 
   return {
-    sign: (claims) => withLowS(current.algorithm, current.jwt.sign(claims)),
+    sign: isEcdsa(current.algorithm) ? (claims) => withLowS(current.algorithm, current.jwt.sign(claims)) : (claims) => current.jwt.sign(claims),
     verify (token) {
       const known = verified.get(token)
       if (known !== undefined) return known
@@ -106,7 +106,7 @@ export function createCodec<T> (keys: CodecKey[], admit: Admit<T>): TokenCodec<T
     if (key === undefined) return new TokenInvalidError(`no key for kid ${describe(header.kid)}`)
     // Pinned per key: `none`, another HMAC size or another key type never reaches the verifier.
     if (header.alg !== key.algorithm) return new TokenInvalidError(`algorithm ${describe(header.alg)} is not ${key.algorithm}`)
-    if (!isLowS(key.algorithm, token.slice(token.lastIndexOf('.') + 1))) return new TokenInvalidError('the ECDSA signature is not in low-S form')
+    if (isEcdsa(key.algorithm) && !isLowS(key.algorithm, token.slice(token.lastIndexOf('.') + 1))) return new TokenInvalidError('the ECDSA signature is not in low-S form')
     // This check can only refuse: a token that passes is still verified in full by fast-jwt below.
     const hmacKey = hmacKeys.get(key)
     if (hmacKey !== undefined && !hmacMatches(token, key.algorithm, hmacKey)) return new TokenInvalidError('The token signature is invalid.')

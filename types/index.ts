@@ -5,10 +5,10 @@
 import type { FastifyJWT, SignPayloadType, UserType } from '@fastify/jwt'
 import type { FastifyRequest } from 'fastify'
 import type { Duration } from '../lib/duration.js'
-import type { RevocationStore } from '../lib/store.js'
+import type { RevocationStore, SessionInfo } from '../lib/store.js'
 
 export type { Duration, DurationUnit } from '../lib/duration.js'
-export type { MemoryStoreOptions, RevocationState, RevocationStore } from '../lib/store.js'
+export type { MemoryStoreOptions, RevocationState, RevocationStore, SessionInfo } from '../lib/store.js'
 
 /** How long a login lasts: see "Lifetime policies" in the README. */
 export type Policy = 'session' | 'persistent' | 'sliding'
@@ -119,6 +119,11 @@ export type SetTokenCookie = FastifyJWT extends { payload: object }
   ? (payload: SessionPayload, options?: LoginOptions) => Promise<string>
   : <T extends object>(payload: T & PlainObject<T>, options?: LoginOptions) => Promise<string>
 
+/** `updateTokenCookie()`: the app's claims of the session, typed like `setTokenCookie()`'s payload. */
+export type UpdateTokenCookie = FastifyJWT extends { payload: object }
+  ? (claims: SessionPayload) => Promise<string>
+  : <T extends object>(claims: T & PlainObject<T>) => Promise<string>
+
 /** Options of `request.verifyToken()`. */
 export interface VerifyTokenOptions {
   /**
@@ -194,6 +199,11 @@ export interface TokenCookieApi {
   revokeSession(sid: string, options?: RevokeOptions): Promise<void>
   /** Revokes every session of user `sub` that started at or before this second ("log out everywhere"). */
   revokeUser(sub: string, options?: RevokeOptions): Promise<void>
+  /**
+   * The live sessions of user `sub` (not revoked, not ended), newest first: "where you're signed in". Rejects with
+   * `FST_TOKEN_COOKIE_OPTIONS` without a store, or with a store of the app's own that does not list sessions.
+   */
+  listSessions(sub: string): Promise<SessionInfo[]>
 }
 
 /** Per-route settings, under `config: { tokenCookie: { … } }`. */
@@ -221,6 +231,12 @@ declare module 'fastify' {
   interface FastifyReply {
     /** Signs `payload`, sets the token cookie and resolves to the token. */
     setTokenCookie: SetTokenCookie
+    /**
+     * Re-issues the request's verified token with the app's claims replaced by `claims`: same session (`sid`,
+     * `auth_time`, lifetime policy), new `jti` and `iat`. A sliding token's `exp` moves as a renewal would; a
+     * `session` or `persistent` one keeps its `exp`. Rejects with the request's 401 without a verified token.
+     */
+    updateTokenCookie: UpdateTokenCookie
     /**
      * Expires the token cookie and cancels a renewal queued for this request. With a store, also revokes the
      * session; the promise settles once the store has it (and rejects with a 503 when the store is down).
