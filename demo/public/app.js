@@ -8,10 +8,14 @@ const hintName = 'token.exp'
 /** What the server said about the session (user, policy, lifetime); null when signed out. */
 let session = null
 let lastHint = null
+/** The hint (cookie value) of a session this page saw end, once it has asked the server about it. */
+let endedHint = null
+
+const hintEntry = () => document.cookie.split('; ').find((cookie) => cookie.startsWith(`${hintName}=`))
 
 /** The expiry hint from document.cookie, or null. Countdowns use this browser's clock. */
 function readHint () {
-  const entry = document.cookie.split('; ').find((cookie) => cookie.startsWith(`${hintName}=`))
+  const entry = hintEntry()
   if (entry === undefined) return null
   const params = new URLSearchParams(entry.slice(hintName.length + 1))
   const expiresAt = Number(params.get('e'))
@@ -97,6 +101,32 @@ const reasons = {
   FST_TOKEN_COOKIE_REVOKED: 'Your session was revoked. Sign in again.'
 }
 
+/** The log line of a successful /api/me call: whether it renewed, and if not, why not. */
+function apiNote (body) {
+  if (body.renewed) return 'Session renewed: the idle window starts again'
+  if (body.policy !== 'sliding') return 'OK; persistent login: never renews'
+  const { expiry, lifetime } = body
+  if (expiry.expiresAt >= expiry.absoluteExpiresAt) return 'OK; at the absolute cap: no more renewals'
+  // Renewal is due once renewAfter of the idle window has passed since the token was issued.
+  const due = expiry.expiresAt - lifetime.idle + lifetime.idle * lifetime.renewAfter
+  return `OK; renewal not due yet (in ${words(Math.max(1, due - Date.now() / 1000))})`
+}
+
+/**
+ * The hint says the session is over (by this browser's clock). Ask the server once, without extending
+ * anything: its 401 clears the token cookie and the hint, so the page stops showing the old token.exp.
+ * Should it still accept the session (the clocks disagree), the page shows what it says.
+ */
+async function endSession (message) {
+  showSignedOut(message)
+  const ended = hintEntry()
+  if (ended === endedHint) return
+  endedHint = ended
+  const response = await fetch('/api/poll').catch(() => null)
+  if (response?.ok) showSignedIn(await response.json())
+  render()
+}
+
 async function callApi (path, note) {
   const response = await fetch(path)
   const body = await response.json().catch(() => ({}))
@@ -116,13 +146,16 @@ function render () {
   const hint = readHint()
   const now = Date.now() / 1000
   if (hint === null) return showSignedOut('Signed out: the session cookie is gone.')
-  if (now >= hint.absoluteExpiresAt && session.policy === 'sliding') {
-    return showSignedOut(`Your session reached its absolute cap (${words(session.lifetime.absolute)} after sign-in). Sign in again.`)
-  }
-  if (now >= hint.expiresAt) {
-    return showSignedOut(session.policy === 'sliding'
-      ? `Your session expired after ${words(session.lifetime.idle)} without activity. Sign in again.`
-      : 'Your remembered sign-in expired. Sign in again.')
+  // Unless the server has just said otherwise about this very hint.
+  if (hintEntry() !== endedHint) {
+    if (now >= hint.absoluteExpiresAt && session.policy === 'sliding') {
+      return endSession(`Your session reached its absolute cap (${words(session.lifetime.absolute)} after sign-in). Sign in again.`)
+    }
+    if (now >= hint.expiresAt) {
+      return endSession(session.policy === 'sliding'
+        ? `Your session expired after ${words(session.lifetime.idle)} without activity. Sign in again.`
+        : 'Your remembered sign-in expired. Sign in again.')
+    }
   }
   const { idle, absolute, renewAfter } = session.lifetime
   const idleLeft = hint.expiresAt - now
@@ -175,9 +208,7 @@ for (const chip of document.querySelectorAll('.user-chip')) {
   })
 }
 
-$('call-api').addEventListener('click', () => callApi('/api/me', (body) => body.renewed
-  ? 'Session renewed: the idle window starts again'
-  : 'OK; renewal not due yet'))
+$('call-api').addEventListener('click', () => callApi('/api/me', apiNote))
 
 $('poll').addEventListener('click', () => callApi('/api/poll', () => 'OK; a poll never extends the session'))
 
