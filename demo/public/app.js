@@ -8,14 +8,13 @@ const hintName = 'token.exp'
 /** What the server said about the session (user, policy, lifetime); null when signed out. */
 let session = null
 let lastHint = null
-/** The hint (cookie value) of a session this page saw end, once it has asked the server about it. */
-let endedHint = null
-
-const hintEntry = () => document.cookie.split('; ').find((cookie) => cookie.startsWith(`${hintName}=`))
+/** Whether the page is asking the server about a session its hint says is over; and not again before when (ms). */
+let checking = false
+let nextCheck = 0
 
 /** The expiry hint from document.cookie, or null. Countdowns use this browser's clock. */
 function readHint () {
-  const entry = hintEntry()
+  const entry = document.cookie.split('; ').find((cookie) => cookie.startsWith(`${hintName}=`))
   if (entry === undefined) return null
   const params = new URLSearchParams(entry.slice(hintName.length + 1))
   const expiresAt = Number(params.get('e'))
@@ -113,18 +112,26 @@ function apiNote (body) {
 }
 
 /**
- * The hint says the session is over (by this browser's clock). Ask the server once, without extending
- * anything: its 401 clears the token cookie and the hint, so the page stops showing the old token.exp.
- * Should it still accept the session (the clocks disagree), the page shows what it says.
+ * The hint says the session is over (by this browser's clock). The server decides: ask it, without
+ * extending anything. Its 401 clears the token cookie and the hint, so the page does not go on showing
+ * the old token.exp. Should it still accept the session (the clocks disagree), ask again a second later.
  */
 async function endSession (message) {
-  showSignedOut(message)
-  const ended = hintEntry()
-  if (ended === endedHint) return
-  endedHint = ended
+  if (checking || Date.now() < nextCheck) return
+  checking = true
   const response = await fetch('/api/poll').catch(() => null)
-  if (response?.ok) showSignedIn(await response.json())
-  render()
+  const body = await response?.json().catch(() => ({}))
+  checking = false
+  // Signed out meanwhile (the Log out button): nothing to show.
+  if (session === null) return
+  if (response?.ok) {
+    nextCheck = Date.now() + 1000
+    showSignedIn(body)
+  } else {
+    // No answer at all: what the hint says.
+    showSignedOut(response === null || body.code === 'FST_TOKEN_COOKIE_EXPIRED' ? message : reasons[body.code] ?? body.message)
+    render()
+  }
 }
 
 async function callApi (path, note) {
@@ -146,17 +153,6 @@ function render () {
   const hint = readHint()
   const now = Date.now() / 1000
   if (hint === null) return showSignedOut('Signed out: the session cookie is gone.')
-  // Unless the server has just said otherwise about this very hint.
-  if (hintEntry() !== endedHint) {
-    if (now >= hint.absoluteExpiresAt && session.policy === 'sliding') {
-      return endSession(`Your session reached its absolute cap (${words(session.lifetime.absolute)} after sign-in). Sign in again.`)
-    }
-    if (now >= hint.expiresAt) {
-      return endSession(session.policy === 'sliding'
-        ? `Your session expired after ${words(session.lifetime.idle)} without activity. Sign in again.`
-        : 'Your remembered sign-in expired. Sign in again.')
-    }
-  }
   const { idle, absolute, renewAfter } = session.lifetime
   const idleLeft = hint.expiresAt - now
   const capLeft = hint.absoluteExpiresAt - now
@@ -182,6 +178,13 @@ function render () {
     ], { duration: 1200, easing: 'ease-out' })
   }
   lastHint = hint
+  if (now >= hint.absoluteExpiresAt && session.policy === 'sliding') {
+    endSession(`Your session reached its absolute cap (${words(session.lifetime.absolute)} after sign-in). Sign in again.`)
+  } else if (now >= hint.expiresAt) {
+    endSession(session.policy === 'sliding'
+      ? `Your session expired after ${words(session.lifetime.idle)} without activity. Sign in again.`
+      : 'Your remembered sign-in expired. Sign in again.')
+  }
 }
 
 $('login-form').addEventListener('submit', async (event) => {
