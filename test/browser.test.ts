@@ -211,6 +211,22 @@ if (!hasChromium) {
     t.equal(answer.status, 401)
   })
 
+  t.test('a browser clock ahead of the server: the page asks the server, which keeps the session', alone, async (t) => {
+    const { context, page } = await freshPage(t)
+    // Ten minutes ahead: by this clock the login is over (60 s idle, 5 min cap) as soon as it starts.
+    await page.clock.setSystemTime(Date.now() + 10 * 60 * 1000)
+    await signIn(page, origin)
+    const token = (await cookieNamed(context, 'token'))!.value
+    // The page asks (a poll, which extends nothing) and, told the session holds, asks again a second later.
+    for (let polls = 0; polls < 2; polls++) {
+      const response = await page.waitForResponse(`${origin}/api/poll`)
+      t.equal(response.status(), 200, 'a check: the server still accepts the session')
+    }
+    t.equal(await page.getAttribute('body', 'data-state'), 'signed-in', 'so the page stays signed in')
+    t.equal(await page.textContent('#idle-countdown'), '0:00', 'its countdown, by its own clock, at 0:00')
+    t.equal((await cookieNamed(context, 'token'))?.value, token, 'and the cookie stays')
+  })
+
   t.test('logout removes the cookie from the browser', alone, async (t) => {
     const { context, page } = await freshPage(t)
     // Remember me: even a persistent cookie goes.
@@ -300,7 +316,8 @@ if (!hasChromium) {
   })
 
   t.test('at phone widths nothing of the signed-in pages sticks out of the screen', alone, async (t) => {
-    for (const viewport of [{ width: 360, height: 740 }, { width: 414, height: 896 }]) {
+    // Both widths at once, each in its own context.
+    await Promise.all([{ width: 360, height: 740 }, { width: 414, height: 896 }].map(async (viewport) => {
       const context = await browser.newContext({ viewport })
       t.teardown(() => context.close())
       const page = await context.newPage()
@@ -332,7 +349,7 @@ if (!hasChromium) {
       const layout = await overflow(page, '#signed-in, #signed-in *')
       t.ok(layout.scrollWidth <= layout.innerWidth, `${viewport.width} px, web storage: no sideways scrolling`)
       t.same(layout.outside, [], `${viewport.width} px, web storage: the token and the response wrap`)
-    }
+    }))
   })
 
   t.test('the pages have a favicon: no 404 in the console', alone, async (t) => {
