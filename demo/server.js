@@ -25,10 +25,13 @@ const users = {
 
 const units = { s: 1, m: 60, h: 3600, d: 86400 }
 
+/** A bad setting: `node demo/server.js` says it in one line, without a stack trace. */
+class SettingError extends Error {}
+
 /** Seconds in a duration such as 90, '90', '90s', '5m', '7d'. */
 function seconds (value, name) {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$/.exec(String(value))
-  if (match === null || Number(match[1]) <= 0) throw new Error(`${name}: expected a duration like 90, '90s', '5m' or '7d', got ${JSON.stringify(value)}`)
+  if (match === null || Number(match[1]) <= 0) throw new SettingError(`${name}: expected a duration like 90, '90s', '5m' or '7d', got ${JSON.stringify(value)}`)
   return Number(match[1]) * units[match[2] || 's']
 }
 
@@ -160,12 +163,9 @@ export async function buildDemo ({
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
-/** A startup problem worth one line, not a stack trace. */
-class StartupError extends Error {}
-
-/** Exits with one line on stderr for a problem of settings; anything else is a bug, with its stack trace. */
+/** The one line to print for a problem of settings; undefined for anything else (a bug: let its stack trace show). */
 function explain (error, port) {
-  if (error instanceof StartupError || error.code === 'FST_TOKEN_COOKIE_OPTIONS') return error.message
+  if (error instanceof SettingError || error.code === 'FST_TOKEN_COOKIE_OPTIONS') return error.message
   if (error.code === 'EADDRINUSE') return `port ${port} is in use; set PORT to another port (PORT=0 picks a free one)`
   if (error.code === 'EACCES') return `no permission to listen on port ${port}; set PORT to another port`
   return undefined
@@ -184,10 +184,10 @@ if (main) {
   } = process.env
   let app
   try {
-    if (!/^\d{1,5}$/.test(PORT) || Number(PORT) > 65535) throw new StartupError(`PORT must be a port number from 0 to 65535, got ${JSON.stringify(PORT)}`)
-    if (!logLevels.includes(LOG_LEVEL)) throw new StartupError(`LOG_LEVEL must be one of ${logLevels.join(', ')}, got ${JSON.stringify(LOG_LEVEL)}`)
+    if (!/^\d{1,5}$/.test(PORT) || Number(PORT) > 65535) throw new SettingError(`PORT must be a port number from 0 to 65535, got ${JSON.stringify(PORT)}`)
+    if (!logLevels.includes(LOG_LEVEL)) throw new SettingError(`LOG_LEVEL must be one of ${logLevels.join(', ')}, got ${JSON.stringify(LOG_LEVEL)}`)
     if (TOKEN_SECRET !== undefined && Buffer.byteLength(TOKEN_SECRET) < 32) {
-      throw new StartupError(`TOKEN_SECRET must be at least 32 bytes (it has ${Buffer.byteLength(TOKEN_SECRET)}); leave it unset for a random one`)
+      throw new SettingError(`TOKEN_SECRET must be at least 32 bytes (it has ${Buffer.byteLength(TOKEN_SECRET)}); leave it unset for a random one`)
     }
     app = await buildDemo({
       idle: DEMO_IDLE,
@@ -195,9 +195,6 @@ if (main) {
       remember: DEMO_REMEMBER,
       secret: TOKEN_SECRET,
       fastify: { logger: { level: LOG_LEVEL } }
-    }).catch((error) => {
-      // The demo's own checks of its durations are settings too.
-      throw /\(DEMO_[A-Z]+\): expected a duration/.test(error.message) ? new StartupError(error.message) : error
     })
     const url = await app.listen({ host: '127.0.0.1', port: Number(PORT) })
     // Ctrl-C: close the server and let the process end by itself.
