@@ -25,13 +25,10 @@ const users = {
 
 const units = { s: 1, m: 60, h: 3600, d: 86400 }
 
-/** A bad setting: `node demo/server.js` says it in one line, without a stack trace. */
-class SettingError extends Error {}
-
 /** Seconds in a duration such as 90, '90', '90s', '5m', '7d'. */
 function seconds (value, name) {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$/.exec(String(value))
-  if (match === null || Number(match[1]) <= 0) throw new SettingError(`${name}: expected a duration like 90, '90s', '5m' or '7d', got ${JSON.stringify(value)}`)
+  if (match === null || Number(match[1]) <= 0) throw new Error(`${name}: expected a duration like 90, '90s', '5m' or '7d', got ${JSON.stringify(value)}`)
   return Number(match[1]) * units[match[2] || 's']
 }
 
@@ -163,12 +160,10 @@ export async function buildDemo ({
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
-/** The one line to print for a problem of settings; undefined for anything else (a bug: let its stack trace show). */
+/** What went wrong at startup, in one line: a bad setting, a busy port, an option the plugin refused. */
 function explain (error, port) {
-  if (error instanceof SettingError || error.code === 'FST_TOKEN_COOKIE_OPTIONS') return error.message
   if (error.code === 'EADDRINUSE') return `port ${port} is in use; set PORT to another port (PORT=0 picks a free one)`
-  if (error.code === 'EACCES') return `no permission to listen on port ${port}; set PORT to another port`
-  return undefined
+  return error.message
 }
 
 // `node demo/server.js` (npm start): settings from the environment, listening on 127.0.0.1 only.
@@ -184,10 +179,10 @@ if (main) {
   } = process.env
   let app
   try {
-    if (!/^\d{1,5}$/.test(PORT) || Number(PORT) > 65535) throw new SettingError(`PORT must be a port number from 0 to 65535, got ${JSON.stringify(PORT)}`)
-    if (!logLevels.includes(LOG_LEVEL)) throw new SettingError(`LOG_LEVEL must be one of ${logLevels.join(', ')}, got ${JSON.stringify(LOG_LEVEL)}`)
+    if (!/^\d{1,5}$/.test(PORT) || Number(PORT) > 65535) throw new Error(`PORT must be a port number from 0 to 65535, got ${JSON.stringify(PORT)}`)
+    if (!logLevels.includes(LOG_LEVEL)) throw new Error(`LOG_LEVEL must be one of ${logLevels.join(', ')}, got ${JSON.stringify(LOG_LEVEL)}`)
     if (TOKEN_SECRET !== undefined && Buffer.byteLength(TOKEN_SECRET) < 32) {
-      throw new SettingError(`TOKEN_SECRET must be at least 32 bytes (it has ${Buffer.byteLength(TOKEN_SECRET)}); leave it unset for a random one`)
+      throw new Error(`TOKEN_SECRET must be at least 32 bytes (it has ${Buffer.byteLength(TOKEN_SECRET)}); leave it unset for a random one`)
     }
     app = await buildDemo({
       idle: DEMO_IDLE,
@@ -204,9 +199,8 @@ if (main) {
     if (TOKEN_SECRET === undefined) console.log('  no TOKEN_SECRET: signing with a random secret, so a restart signs everyone out')
     console.log('  demo users: alice / wonderland, bob / builder')
   } catch (error) {
-    const line = explain(error, PORT)
-    if (line === undefined) throw error
-    console.error(`demo: ${line}`)
+    // One line, not a stack trace: at startup it is the settings that are wrong, and the line says which.
+    console.error(`demo: ${explain(error, PORT)}`)
     await app?.close()
     process.exitCode = 1
   }
