@@ -135,7 +135,7 @@ if (!hasChromium) {
 
     // No activity for the idle window: the page notices from the hint and asks the server (a poll, which
     // extends nothing); the server, from the token, says expired and clears the cookies.
-    const refused = firstRefusal(page, short, (idle + 10) * 1000)
+    const refused = firstRefusal(page, short, (idle + 30) * 1000)
     await sleepUntil(renewed.e)
     await page.waitForSelector('body[data-state="signed-out"]')
     t.match(await page.textContent('#message'), new RegExp(`expired after ${idle} s without activity`), 'the page says why')
@@ -155,7 +155,7 @@ if (!hasChromium) {
     let last: ApiAnswer | undefined
     let answer: ApiAnswer
     // The page watches the hint too, and asks the server once it reaches the cap: the first 401 may be its.
-    const refused = firstRefusal(page, short, (absolute + 10) * 1000)
+    const refused = firstRefusal(page, short, (absolute + 30) * 1000)
     // Activity every 400 ms, far inside the idle window, until the server says no.
     for (;;) {
       answer = await fetchInPage(page, '/api/me')
@@ -196,7 +196,7 @@ if (!hasChromium) {
     t.same(await pageHint(page), login, 'token.exp unchanged')
 
     // Keep polling: the session still ends at the first exp (the page's own check may be the one refused).
-    const refused = firstRefusal(page, short, (idle + 10) * 1000)
+    const refused = firstRefusal(page, short, (idle + 30) * 1000)
     let answer: ApiAnswer
     do {
       answer = await fetchInPage(page, '/api/poll')
