@@ -56,9 +56,12 @@ if (!existsSync(new URL('../dist/esm/index.js', import.meta.url))) {
 } else {
   t.jobs = 4
 
+  // Within a test too, the runs go side by side: starting Node is most of the time here.
   t.test('a TOKEN_SECRET under 32 bytes', async (t) => {
-    await refuses(t, { TOKEN_SECRET: 'short' }, /^demo: TOKEN_SECRET must be at least 32 bytes \(it has 5\); leave it unset for a random one\n$/, 'short')
-    await refuses(t, { TOKEN_SECRET: '' }, /^demo: TOKEN_SECRET must be at least 32 bytes \(it has 0\)/, 'empty')
+    await Promise.all([
+      refuses(t, { TOKEN_SECRET: 'short' }, /^demo: TOKEN_SECRET must be at least 32 bytes \(it has 5\); leave it unset for a random one\n$/, 'short'),
+      refuses(t, { TOKEN_SECRET: '' }, /^demo: TOKEN_SECRET must be at least 32 bytes \(it has 0\)/, 'empty')
+    ])
   })
 
   t.test('a port already in use', async (t) => {
@@ -70,11 +73,13 @@ if (!existsSync(new URL('../dist/esm/index.js', import.meta.url))) {
   })
 
   t.test('a PORT that is not a port, a duration that is not one, an unknown LOG_LEVEL', async (t) => {
-    await refuses(t, { PORT: 'http' }, /^demo: PORT must be a port number from 0 to 65535, got "http"\n$/, 'PORT=http')
-    await refuses(t, { PORT: '70000' }, /^demo: PORT must be a port number/, 'PORT=70000')
-    await refuses(t, { DEMO_IDLE: 'soon' }, /^demo: idle \(DEMO_IDLE\): expected a duration like 90, '90s', '5m' or '7d', got "soon"\n$/, 'DEMO_IDLE=soon')
-    await refuses(t, { DEMO_ABSOLUTE: '-5m' }, /^demo: absolute \(DEMO_ABSOLUTE\): expected a duration/, 'DEMO_ABSOLUTE=-5m')
-    await refuses(t, { LOG_LEVEL: 'loud' }, /^demo: LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "loud"\n$/, 'LOG_LEVEL=loud')
+    await Promise.all([
+      refuses(t, { PORT: 'http' }, /^demo: PORT must be a port number from 0 to 65535, got "http"\n$/, 'PORT=http'),
+      refuses(t, { PORT: '70000' }, /^demo: PORT must be a port number/, 'PORT=70000'),
+      refuses(t, { DEMO_IDLE: 'soon' }, /^demo: idle \(DEMO_IDLE\): expected a duration like 90, '90s', '5m' or '7d', got "soon"\n$/, 'DEMO_IDLE=soon'),
+      refuses(t, { DEMO_ABSOLUTE: '-5m' }, /^demo: absolute \(DEMO_ABSOLUTE\): expected a duration/, 'DEMO_ABSOLUTE=-5m'),
+      refuses(t, { LOG_LEVEL: 'loud' }, /^demo: LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "loud"\n$/, 'LOG_LEVEL=loud')
+    ])
   })
 
   t.test('a good TOKEN_SECRET starts the demo; SIGTERM ends it with exit code 0', async (t) => {
