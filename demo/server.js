@@ -38,7 +38,8 @@ const pages = {
   '/storage': ['storage.html', 'text/html; charset=utf-8'],
   '/app.js': ['app.js', 'text/javascript; charset=utf-8'],
   '/storage.js': ['storage.js', 'text/javascript; charset=utf-8'],
-  '/style.css': ['style.css', 'text/css; charset=utf-8']
+  '/style.css': ['style.css', 'text/css; charset=utf-8'],
+  '/favicon.svg': ['favicon.svg', 'image/svg+xml']
 }
 
 /** The demo's lifetimes when neither options nor environment variables say otherwise. */
@@ -85,7 +86,8 @@ export async function buildDemo ({
     store: true
   })
 
-  // HTML forms post application/x-www-form-urlencoded (without a parser Fastify answers 415).
+  // Form-encoded logins (`curl -d`, an HTML form) are application/x-www-form-urlencoded (without a parser
+  // Fastify answers 415).
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (request, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body)))
   })
@@ -137,7 +139,8 @@ export async function buildDemo ({
   app.post('/api/echo', protect, async (request) => ({ user: request.user.sub, received: request.body }))
 
   app.post('/logout', async (request, reply) => {
-    // Clears the cookie and revokes the session (settled once the store has it).
+    // Clears the cookie and revokes the session of the token that came with the request, cookie or Bearer
+    // header (the web-storage tab's "Forget token"): settled once the store has it.
     await reply.clearTokenCookie()
     return reply.code(204).send()
   })
@@ -149,7 +152,18 @@ export async function buildDemo ({
     })
   }
 
+  // The pages link /favicon.svg; whatever asks for /favicon.ico anyway gets an empty answer, not a 404.
+  app.get('/favicon.ico', async (request, reply) => reply.code(204).header('cache-control', 'max-age=86400').send())
+
   return app
+}
+
+const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+/** What went wrong at startup, in one line: a bad setting, a busy port, an option the plugin refused. */
+function explain (error, port) {
+  if (error.code === 'EADDRINUSE') return `port ${port} is in use; set PORT to another port (PORT=0 picks a free one)`
+  return error.message
 }
 
 // `node demo/server.js` (npm start): settings from the environment, listening on 127.0.0.1 only.
@@ -163,18 +177,31 @@ if (main) {
     TOKEN_SECRET,
     LOG_LEVEL = 'warn'
   } = process.env
-  const app = await buildDemo({
-    idle: DEMO_IDLE,
-    absolute: DEMO_ABSOLUTE,
-    remember: DEMO_REMEMBER,
-    secret: TOKEN_SECRET,
-    fastify: { logger: { level: LOG_LEVEL } }
-  })
-  const url = await app.listen({ host: '127.0.0.1', port: Number(PORT) })
-  // Ctrl-C: close the server and let the process end by itself.
-  for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => app.close())
-  console.log(`fastify-token-cookie demo: ${url}`)
-  console.log(`  sign-in without "remember me": ${DEMO_IDLE} idle, ${DEMO_ABSOLUTE} absolute; with it: ${DEMO_REMEMBER}`)
-  if (TOKEN_SECRET === undefined) console.log('  no TOKEN_SECRET: signing with a random secret, so a restart signs everyone out')
-  console.log('  demo users: alice / wonderland, bob / builder')
+  let app
+  try {
+    if (!/^\d{1,5}$/.test(PORT) || Number(PORT) > 65535) throw new Error(`PORT must be a port number from 0 to 65535, got ${JSON.stringify(PORT)}`)
+    if (!logLevels.includes(LOG_LEVEL)) throw new Error(`LOG_LEVEL must be one of ${logLevels.join(', ')}, got ${JSON.stringify(LOG_LEVEL)}`)
+    if (TOKEN_SECRET !== undefined && Buffer.byteLength(TOKEN_SECRET) < 32) {
+      throw new Error(`TOKEN_SECRET must be at least 32 bytes (it has ${Buffer.byteLength(TOKEN_SECRET)}); leave it unset for a random one`)
+    }
+    app = await buildDemo({
+      idle: DEMO_IDLE,
+      absolute: DEMO_ABSOLUTE,
+      remember: DEMO_REMEMBER,
+      secret: TOKEN_SECRET,
+      fastify: { logger: { level: LOG_LEVEL } }
+    })
+    const url = await app.listen({ host: '127.0.0.1', port: Number(PORT) })
+    // Ctrl-C: close the server and let the process end by itself.
+    for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => app.close())
+    console.log(`fastify-token-cookie demo: ${url}`)
+    console.log(`  sign-in without "remember me": ${DEMO_IDLE} idle, ${DEMO_ABSOLUTE} absolute; with it: ${DEMO_REMEMBER}`)
+    if (TOKEN_SECRET === undefined) console.log('  no TOKEN_SECRET: signing with a random secret, so a restart signs everyone out')
+    console.log('  demo users: alice / wonderland, bob / builder')
+  } catch (error) {
+    // One line, not a stack trace: at startup it is the settings that are wrong, and the line says which.
+    console.error(`demo: ${explain(error, PORT)}`)
+    await app?.close()
+    process.exitCode = 1
+  }
 }

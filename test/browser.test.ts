@@ -6,8 +6,8 @@ import { mkdir } from 'node:fs/promises'
 import type { Page } from 'playwright-core'
 import t from 'tap'
 import {
-  chromiumPath, cookieNamed, fetchInPage, hasChromium, launchBrowser, launchProfile, nowSeconds, pageHint,
-  loadDemo, parseHint, runDemo, signIn, sleepUntil, startDemo, startOtherOrigin, userDataDir, type ApiAnswer, type Hint
+  chromiumPath, cookieNamed, fetchInPage, firstRefusal, hasChromium, launchBrowser, launchProfile, nowSeconds, overflow,
+  pageHint, loadDemo, parseHint, runDemo, signIn, sleepUntil, startDemo, startOtherOrigin, userDataDir, type ApiAnswer, type Hint
 } from './helpers/browser.js'
 
 const idle = 6
@@ -61,6 +61,7 @@ if (!hasChromium) {
     t.match(headers.cookie, new RegExp(`(^|; )token=${token!.value.replace(/\./g, '\\.')}(;|$)`), 'the request carried the token cookie')
     t.equal((await request.response())?.status(), 200, 'the protected API answered 200')
     await page.waitForSelector('#log .status.ok >> text=200')
+    t.match(await page.textContent('#log li:first-child .note'), /^OK; renewal not due yet \(in \d+ s\)$/, 'a sliding login: renewal comes later')
 
     // A script can neither read nor overwrite it.
     const current = (await cookieNamed(context, 'token'))!.value
@@ -132,14 +133,18 @@ if (!hasChromium) {
     // The page's countdown now runs to the new expiry.
     await page.waitForSelector(`#idle-countdown[data-until="${renewed.e}"]`)
 
-    // No activity for the idle window: the page notices from the hint, the server from the token.
+    // No activity for the idle window: the page notices from the hint and asks the server (a poll, which
+    // extends nothing); the server, from the token, says expired and clears the cookies.
+    const refused = firstRefusal(page, short, (idle + 30) * 1000)
     await sleepUntil(renewed.e)
     await page.waitForSelector('body[data-state="signed-out"]')
     t.match(await page.textContent('#message'), new RegExp(`expired after ${idle} s without activity`), 'the page says why')
-    t.ok(await cookieNamed(context, 'token'), 'a browser-session cookie stays in the browser until the server clears it')
-    t.match(await fetchInPage(page, '/api/me'), { status: 401, body: { code: 'FST_TOKEN_COOKIE_EXPIRED' } }, 'the server: expired')
+    t.match(await refused, { path: '/api/poll', body: { code: 'FST_TOKEN_COOKIE_EXPIRED' } }, 'the page asked; the server: expired')
+    await page.waitForSelector('#document-cookie >> text=(empty)')
+    t.pass('the page no longer shows the old token.exp')
     t.equal(await cookieNamed(context, 'token'), undefined, 'the 401 cleared the expired cookie')
     t.equal(await cookieNamed(context, 'token.exp'), undefined, 'and the hint')
+    t.match(await fetchInPage(page, '/api/me'), { status: 401, body: { code: 'FST_TOKEN_COOKIE_MISSING' } }, 'signed out')
   })
 
   t.test('a sliding session ends at the absolute cap despite activity', together, async (t) => {
@@ -149,19 +154,24 @@ if (!hasChromium) {
     const seen: Hint[] = [login]
     let last: ApiAnswer | undefined
     let answer: ApiAnswer
+    // The page watches the hint too, and asks the server once it reaches the cap: the first 401 may be its.
+    const refused = firstRefusal(page, short, (absolute + 30) * 1000)
     // Activity every 400 ms, far inside the idle window, until the server says no.
     for (;;) {
       answer = await fetchInPage(page, '/api/me')
       if (answer.status !== 200) break
       last = answer
-      const hint = (await pageHint(page))!
-      if (hint.e !== seen[seen.length - 1].e) seen.push(hint)
+      // (null if the page has just seen the cap and had the server clear the cookies)
+      const hint = await pageHint(page)
+      if (hint !== null && hint.e !== seen[seen.length - 1].e) seen.push(hint)
       t.ok(answer.at < login.a + 1, 'no answer of 200 after the cap')
       if (answer.at > login.a + 2) break
       await new Promise((resolve) => setTimeout(resolve, 400))
     }
-    t.match(answer, { status: 401, body: { code: 'FST_TOKEN_COOKIE_EXPIRED' } }, 'ended: expired')
-    t.ok(answer.at >= login.a, 'not before the cap')
+    const first = await refused
+    t.match(first, { body: { code: 'FST_TOKEN_COOKIE_EXPIRED' } }, `ended: expired (answering ${first.path})`)
+    t.ok(first.at >= login.a, 'not before the cap')
+    t.equal(answer.status, 401, 'and the session stays ended')
     t.ok(last !== undefined && answer.at - last.at < idle / 2, 'while the session was in use')
     t.ok(seen.length >= 3, `renewed along the way: e = ${seen.map((hint) => hint.e).join(', ')}`)
     t.ok(seen.every((hint) => hint.a === login.a && hint.e <= login.a), 'no renewal reached past the cap')
@@ -185,7 +195,8 @@ if (!hasChromium) {
     t.match(await response.json(), { renewed: false, expiry: { expiresAt: login.e, absoluteExpiresAt: login.a } }, 'tokenExpiry() unchanged')
     t.same(await pageHint(page), login, 'token.exp unchanged')
 
-    // Keep polling: the session still ends at the first exp.
+    // Keep polling: the session still ends at the first exp (the page's own check may be the one refused).
+    const refused = firstRefusal(page, short, (idle + 30) * 1000)
     let answer: ApiAnswer
     do {
       answer = await fetchInPage(page, '/api/poll')
@@ -194,8 +205,26 @@ if (!hasChromium) {
         await new Promise((resolve) => setTimeout(resolve, 300))
       }
     } while (answer.status === 200)
-    t.match(answer, { status: 401, body: { code: 'FST_TOKEN_COOKIE_EXPIRED' } }, 'expired while polling')
-    t.ok(answer.at >= login.e, 'at the exp of the login token')
+    const first = await refused
+    t.match(first, { path: '/api/poll', body: { code: 'FST_TOKEN_COOKIE_EXPIRED' } }, 'expired while polling')
+    t.ok(first.at >= login.e, 'at the exp of the login token')
+    t.equal(answer.status, 401)
+  })
+
+  t.test('a browser clock ahead of the server: the page asks the server, which keeps the session', alone, async (t) => {
+    const { context, page } = await freshPage(t)
+    // Ten minutes ahead: by this clock the login is over (60 s idle, 5 min cap) as soon as it starts.
+    await page.clock.setSystemTime(Date.now() + 10 * 60 * 1000)
+    await signIn(page, origin)
+    const token = (await cookieNamed(context, 'token'))!.value
+    // The page asks (a poll, which extends nothing) and, told the session holds, asks again a second later.
+    for (let polls = 0; polls < 2; polls++) {
+      const response = await page.waitForResponse(`${origin}/api/poll`)
+      t.equal(response.status(), 200, 'a check: the server still accepts the session')
+    }
+    t.equal(await page.getAttribute('body', 'data-state'), 'signed-in', 'so the page stays signed in')
+    t.equal(await page.textContent('#idle-countdown'), '0:00', 'its countdown, by its own clock, at 0:00')
+    t.equal((await cookieNamed(context, 'token'))?.value, token, 'and the cookie stays')
   })
 
   t.test('logout removes the cookie from the browser', alone, async (t) => {
@@ -208,6 +237,9 @@ if (!hasChromium) {
     t.ok(Math.abs(hint.expires - token.expires) < 1, 'the hint lives as long as the token cookie (same Max-Age)')
     const { e, a } = parseHint(hint.value)
     t.equal(a, e, 'a persistent login has no cap beyond exp: a = e')
+    await page.click('#call-api')
+    await page.waitForSelector('#log li:first-child .note >> text=OK; persistent login: never renews')
+    t.pass('the API button says a persistent login never renews')
     await Promise.all([
       page.waitForResponse(`${origin}/logout`),
       page.click('#logout')
@@ -257,6 +289,118 @@ if (!hasChromium) {
     await other.page.goto(`${origin}/storage`)
     await other.page.waitForSelector('body[data-state="signed-out"]')
     t.equal(await other.page.evaluate(() => sessionStorage.getItem('access_token')), null, 'nor does a new context')
+  })
+
+  t.test('"Forget token" revokes the token on the server: a copy of it is refused', alone, async (t) => {
+    const { page } = await freshPage(t)
+    await page.goto(`${origin}/storage`)
+    await page.waitForSelector('body[data-state="signed-out"]')
+    await page.click('.user-chip[data-username="alice"]')
+    await page.click('#login-form button[type="submit"]')
+    await page.waitForSelector('body[data-state="signed-in"]')
+    const token = (await page.evaluate(() => sessionStorage.getItem('access_token')))!
+    const bearer = { headers: { authorization: `Bearer ${token}` } }
+    t.match(await fetchInPage(page, '/api/me', bearer), { status: 200 }, 'a copy of the token works while signed in')
+
+    const [request] = await Promise.all([
+      page.waitForRequest(`${origin}/logout`),
+      page.click('#forget')
+    ])
+    t.equal(request.method(), 'POST')
+    t.equal((await request.allHeaders()).authorization, `Bearer ${token}`, 'the page posted /logout with its token')
+    t.equal((await request.response())?.status(), 204)
+    await page.waitForSelector('body[data-state="signed-out"]')
+    t.match(await page.textContent('#message'), /revoked on the server/, 'the page says so')
+    t.equal(await page.evaluate(() => sessionStorage.getItem('access_token')), null, 'gone from sessionStorage')
+    t.match(await fetchInPage(page, '/api/me', bearer), { status: 401, body: { code: 'FST_TOKEN_COOKIE_REVOKED' } }, 'the old token, sent as Bearer: revoked')
+  })
+
+  t.test('at phone widths nothing of the signed-in pages sticks out of the screen', alone, async (t) => {
+    // Both widths at once, each in its own context.
+    await Promise.all([{ width: 360, height: 740 }, { width: 414, height: 896 }].map(async (viewport) => {
+      const context = await browser.newContext({ viewport })
+      t.teardown(() => context.close())
+      const page = await context.newPage()
+      for (const remember of [false, true]) {
+        await signIn(page, origin, { remember })
+        await page.click('#call-api')
+        await page.waitForSelector('#log li:nth-child(2)')
+        const layout = await overflow(page, '#signed-in, #signed-in *, .explain *')
+        const what = `${viewport.width} px, ${remember ? 'remember me' : 'sliding'}`
+        t.ok(layout.scrollWidth <= layout.innerWidth, `${what}: no sideways scrolling (${layout.scrollWidth} <= ${layout.innerWidth})`)
+        t.same(layout.outside, [], `${what}: every element, buttons and badge included, within the screen`)
+        const buttons = await page.$$eval('#signed-in button', (buttons) => buttons.map((button) => {
+          const box = button.getBoundingClientRect()
+          return { text: button.textContent, left: box.left, right: box.right }
+        }))
+        t.equal(buttons.length, 3)
+        t.ok(buttons.every(({ left, right }) => left >= 0 && right <= viewport.width), `${what}: the buttons are all on screen`)
+        await page.click('#logout')
+        await page.waitForSelector('body[data-state="signed-out"]')
+      }
+      // The web-storage tab: a JWT is one long word, and wraps.
+      await page.goto(`${origin}/storage`)
+      await page.waitForSelector('body[data-state="signed-out"]')
+      await page.click('.user-chip[data-username="bob"]')
+      await page.click('#login-form button[type="submit"]')
+      await page.waitForSelector('body[data-state="signed-in"]')
+      await page.click('#call-api')
+      await page.waitForSelector('#result[data-status="200"]')
+      const layout = await overflow(page, '#signed-in, #signed-in *')
+      t.ok(layout.scrollWidth <= layout.innerWidth, `${viewport.width} px, web storage: no sideways scrolling`)
+      t.same(layout.outside, [], `${viewport.width} px, web storage: the token and the response wrap`)
+    }))
+  })
+
+  t.test('the pages have a favicon: no 404 in the console', alone, async (t) => {
+    const served: Array<{ url: string, status: number, type: unknown }> = []
+    /** Resolves when the demo has served an icon to the page at a path (the request's Referer). */
+    const iconFor = new Map<string, () => void>()
+    const demo = await startDemo(t, {}, (app) => {
+      app.addHook('onResponse', async (request, reply) => {
+        served.push({ url: request.url, status: reply.statusCode, type: reply.getHeader('content-type') })
+        const page = request.headers.referer === undefined ? undefined : new URL(request.headers.referer).pathname
+        if (request.url.startsWith('/favicon') && page !== undefined) iconFor.get(page)?.()
+      })
+    })
+    const notFound: string[] = []
+    // Both pages at once, each in a fresh context: nothing cached, so each browser context asks for the icon.
+    await Promise.all(['/', '/storage'].map(async (path) => {
+      const { page } = await freshPage(t)
+      page.on('console', (message) => { if (/status of 404/.test(message.text())) notFound.push(`${path}: ${message.text()}`) })
+      const icon = new Promise<void>((resolve) => iconFor.set(path, resolve))
+      await page.goto(`${demo}${path}`)
+      await page.waitForSelector('body[data-state="signed-out"]')
+      // The browser fetches the icon on its own, after the page: wait until the demo has served it.
+      await icon
+    }))
+    t.match(served.filter(({ url }) => url.startsWith('/favicon')), [
+      { url: '/favicon.svg', status: 200, type: 'image/svg+xml' },
+      { url: '/favicon.svg', status: 200, type: 'image/svg+xml' }
+    ], 'both pages link /favicon.svg, and it is served')
+    t.same(served.filter(({ status }) => status === 404), [], 'the demo answered no request with 404')
+    t.same(notFound, [], 'and the console shows none')
+    t.equal((await fetch(`${demo}/favicon.ico`)).status, 204, '/favicon.ico, asked anyway: an empty answer, not a 404')
+  })
+
+  t.test('without JavaScript the pages say what they need, and the API works as they say', alone, async (t) => {
+    const context = await browser.newContext({ javaScriptEnabled: false })
+    t.teardown(() => context.close())
+    const page = await context.newPage()
+    for (const path of ['/', '/storage']) {
+      await page.goto(`${origin}${path}`)
+      t.ok(await page.isVisible('noscript h2 >> text=This page needs JavaScript'), `${path}: the <noscript> explanation shows`)
+      t.notOk(await page.isVisible('#signed-out'), `${path}: no sign-in form that could not work`)
+      t.notOk(await page.isVisible('#signed-in'), `${path}: nor the signed-in card`)
+    }
+    // The curl commands it shows, as fetch() calls from here.
+    const commands = (await page.textContent('noscript pre'))!
+    t.match(commands, /curl -s -d username=alice -d password=wonderland \S+\/login\n/)
+    const login = await fetch(`${origin}/login`, { method: 'POST', body: new URLSearchParams({ username: 'alice', password: 'wonderland' }) })
+    const { access_token: token } = await login.json() as { access_token: string }
+    t.match(commands, /-H "Authorization: Bearer <access_token>" \S+\/api\/me/)
+    const me = await fetch(`${origin}/api/me`, { headers: { authorization: `Bearer ${token}` } })
+    t.equal(me.status, 200, 'a form-encoded login and a Bearer call: signed in')
   })
 
   /** A page elsewhere with a form that posts to the demo's protected /api/echo, and a plain link to /api/me. */

@@ -8,6 +8,9 @@ const hintName = 'token.exp'
 /** What the server said about the session (user, policy, lifetime); null when signed out. */
 let session = null
 let lastHint = null
+/** Whether the page is asking the server about a session its hint says is over; and not again before when (ms). */
+let checking = false
+let nextCheck = 0
 
 /** The expiry hint from document.cookie, or null. Countdowns use this browser's clock. */
 function readHint () {
@@ -97,6 +100,40 @@ const reasons = {
   FST_TOKEN_COOKIE_REVOKED: 'Your session was revoked. Sign in again.'
 }
 
+/** The log line of a successful /api/me call: whether it renewed, and if not, why not. */
+function apiNote (body) {
+  if (body.renewed) return 'Session renewed: the idle window starts again'
+  if (body.policy !== 'sliding') return 'OK; persistent login: never renews'
+  const { expiry, lifetime } = body
+  if (expiry.expiresAt >= expiry.absoluteExpiresAt) return 'OK; at the absolute cap: no more renewals'
+  // Renewal is due once renewAfter of the idle window has passed since the token was issued.
+  const due = expiry.expiresAt - lifetime.idle + lifetime.idle * lifetime.renewAfter
+  return `OK; renewal not due yet (in ${words(Math.max(1, due - Date.now() / 1000))})`
+}
+
+/**
+ * The hint says the session is over (by this browser's clock). The server decides: ask it, without
+ * extending anything. Its 401 clears the token cookie and the hint, so the page does not go on showing
+ * the old token.exp. Should it still accept the session (the clocks disagree), ask again a second later.
+ */
+async function endSession (message) {
+  if (checking || Date.now() < nextCheck) return
+  checking = true
+  const response = await fetch('/api/poll').catch(() => null)
+  const body = await response?.json().catch(() => ({}))
+  checking = false
+  // Signed out meanwhile (the Log out button): nothing to show.
+  if (session === null) return
+  if (response?.ok) {
+    nextCheck = Date.now() + 1000
+    showSignedIn(body)
+  } else {
+    // No answer at all: what the hint says.
+    showSignedOut(response === null || body.code === 'FST_TOKEN_COOKIE_EXPIRED' ? message : reasons[body.code] ?? body.message)
+    render()
+  }
+}
+
 async function callApi (path, note) {
   const response = await fetch(path)
   const body = await response.json().catch(() => ({}))
@@ -116,14 +153,6 @@ function render () {
   const hint = readHint()
   const now = Date.now() / 1000
   if (hint === null) return showSignedOut('Signed out: the session cookie is gone.')
-  if (now >= hint.absoluteExpiresAt && session.policy === 'sliding') {
-    return showSignedOut(`Your session reached its absolute cap (${words(session.lifetime.absolute)} after sign-in). Sign in again.`)
-  }
-  if (now >= hint.expiresAt) {
-    return showSignedOut(session.policy === 'sliding'
-      ? `Your session expired after ${words(session.lifetime.idle)} without activity. Sign in again.`
-      : 'Your remembered sign-in expired. Sign in again.')
-  }
   const { idle, absolute, renewAfter } = session.lifetime
   const idleLeft = hint.expiresAt - now
   const capLeft = hint.absoluteExpiresAt - now
@@ -149,6 +178,13 @@ function render () {
     ], { duration: 1200, easing: 'ease-out' })
   }
   lastHint = hint
+  if (now >= hint.absoluteExpiresAt && session.policy === 'sliding') {
+    endSession(`Your session reached its absolute cap (${words(session.lifetime.absolute)} after sign-in). Sign in again.`)
+  } else if (now >= hint.expiresAt) {
+    endSession(session.policy === 'sliding'
+      ? `Your session expired after ${words(session.lifetime.idle)} without activity. Sign in again.`
+      : 'Your remembered sign-in expired. Sign in again.')
+  }
 }
 
 $('login-form').addEventListener('submit', async (event) => {
@@ -175,9 +211,7 @@ for (const chip of document.querySelectorAll('.user-chip')) {
   })
 }
 
-$('call-api').addEventListener('click', () => callApi('/api/me', (body) => body.renewed
-  ? 'Session renewed: the idle window starts again'
-  : 'OK; renewal not due yet'))
+$('call-api').addEventListener('click', () => callApi('/api/me', apiNote))
 
 $('poll').addEventListener('click', () => callApi('/api/poll', () => 'OK; a poll never extends the session'))
 

@@ -50,9 +50,21 @@ $('call-api').addEventListener('click', async () => {
   }
 })
 
-$('forget').addEventListener('click', () => {
+// Dropping the token from storage is not enough: a copy (in a log, another tool, an XSS payload) would stay
+// valid until its exp. POST /logout with the token revokes its session on the server first.
+$('forget').addEventListener('click', async () => {
+  const token = sessionStorage.getItem(key)
+  const response = await fetch('/logout', {
+    method: 'POST',
+    credentials: 'omit',
+    headers: { authorization: `Bearer ${token}` }
+  }).catch(() => null)
   sessionStorage.removeItem(key)
-  show('Token removed from sessionStorage.')
+  $('result').textContent = ''
+  delete $('result').dataset.status
+  show(response?.ok
+    ? 'Token revoked on the server and removed from sessionStorage: a copy of it no longer works.'
+    : `Token removed from sessionStorage, but the server did not revoke it (${response === null ? 'no answer' : response.status}): a copy still works until it expires.`)
 })
 
 for (const chip of document.querySelectorAll('.user-chip')) {

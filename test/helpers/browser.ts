@@ -41,11 +41,12 @@ export async function loadDemo (): Promise<BuildDemo> {
   return demo.buildDemo
 }
 
-/** Starts the demo on 127.0.0.1 (a random port) until the test ends. */
-export async function startDemo (t: Teardown, options: DemoOptions): Promise<string> {
+/** Starts the demo on 127.0.0.1 (a random port) until the test ends; `setup` may add hooks before it listens. */
+export async function startDemo (t: Teardown, options: DemoOptions, setup?: (app: FastifyInstance) => void): Promise<string> {
   const buildDemo = await loadDemo()
   const app = await buildDemo(options)
   t.teardown(() => app.close())
+  setup?.(app)
   await app.listen({ host: '127.0.0.1', port: 0 })
   const address = app.server.address()
   if (address === null || typeof address === 'string') throw new Error('no port')
@@ -153,6 +154,32 @@ export async function signIn (page: Page, origin: string, { user = 'alice', reme
 }
 
 export interface ApiAnswer { status: number, body: Record<string, any>, at: number }
+
+/**
+ * The first 401 the page gets from `origin`'s API, whoever asked: the test (fetchInPage) or the page's own
+ * script, which asks the server once its expiry hint says the session is over.
+ */
+export async function firstRefusal (page: Page, origin: string, timeout: number): Promise<ApiAnswer & { path: string }> {
+  const response = await page.waitForResponse((response) => response.status() === 401 && response.url().startsWith(`${origin}/api/`), { timeout })
+  const at = nowSeconds()
+  return { status: 401, body: await response.json(), at, path: new URL(response.url()).pathname }
+}
+
+/** Everything of `selector` that sticks out of the viewport sideways, and whether the page scrolls sideways. */
+export async function overflow (page: Page, selector: string): Promise<{ scrollWidth: number, innerWidth: number, outside: string[] }> {
+  return page.evaluate((selector) => {
+    const outside: string[] = []
+    for (const element of document.querySelectorAll(selector)) {
+      const box = element.getBoundingClientRect()
+      if (box.width === 0 && box.height === 0) continue
+      const name = `${element.tagName.toLowerCase()}${element.id === '' ? '' : `#${element.id}`}${[...element.classList].map((c) => `.${c}`).join('')}`
+      if (box.left < -0.5 || box.right > window.innerWidth + 0.5) outside.push(`${name}: ${Math.round(box.left)} to ${Math.round(box.right)}`)
+      // Content cut off inside its own box (a token that does not wrap).
+      if (element.scrollWidth > element.clientWidth + 1 && getComputedStyle(element).overflowX !== 'visible') outside.push(`${name}: content ${element.scrollWidth} px in ${element.clientWidth} px`)
+    }
+    return { scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth, outside }
+  }, selector)
+}
 
 /** A fetch from inside the page: the browser decides which cookies go with it. */
 export async function fetchInPage (page: Page, path: string, init: { method?: string, headers?: Record<string, string>, body?: string } = {}): Promise<ApiAnswer> {
