@@ -107,7 +107,7 @@ function appClaimsOf (claims: object): Record<string, unknown> {
 /** The login request's User-Agent, as a session list shows it. */
 function userAgentOf (request: FastifyRequest): string | null {
   const agent = request.headers['user-agent']
-  return typeof agent === 'string' ? agent.slice(0, 256) : null
+  return typeof agent === 'string' && agent !== '' ? agent.slice(0, 256) : null
 }
 
 function checkLogin (payload: object, login: LoginOptions | undefined): void {

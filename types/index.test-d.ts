@@ -28,6 +28,7 @@ import tokenCookie, {
   type TokenPayload,
   type SessionPayload,
   type SessionUser,
+  type SessionInfo,
   type VerifyOptions,
   type VerifyTokenOptions
 } from 'fastify-token-cookie'
@@ -198,6 +199,11 @@ app.post('/login', async (request, reply) => {
 
   expectType<Promise<void>>(reply.clearTokenCookie())
   expectError(reply.clearTokenCookie({ sub: 'a' }))
+
+  expectType<Promise<string>>(reply.updateTokenCookie({ sub: 'a', role: 'admin' }))
+  expectError(reply.updateTokenCookie('admin'))
+  expectError(reply.updateTokenCookie(['admin']))
+  expectError(reply.updateTokenCookie())
   return { ok: true }
 })
 
@@ -319,5 +325,14 @@ app.register(tokenCookie, { secret: 'x'.repeat(32), store: customStore })
 expectError(app.register(tokenCookie, { secret: 'x'.repeat(32), store: { check: async () => true } }))
 expectType<Promise<void>>(app.tokenCookie.revokeSession('sid', { ttl: '12h' }))
 expectType<Promise<void>>(app.tokenCookie.revokeUser('alice'))
+expectType<Promise<SessionInfo[]>>(app.tokenCookie.listSessions('alice'))
+expectError(app.tokenCookie.listSessions(42))
+declare const listed: SessionInfo
+expectType<string>(listed.sid)
+expectType<number>(listed.authTime)
+expectType<number>(listed.lastSeenAt)
+expectType<number>(listed.expiresAt)
+expectType<string | null>(listed.userAgent)
+expectAssignable<RevocationStore>({ ...memoryStore(), recordSession: undefined, listSessions: undefined })
 expectError(app.tokenCookie.revokeUser('alice', { ttl: true }))
 expectType<string | undefined>(typeOf<TokenPayload>().sid)

@@ -30,6 +30,9 @@ app.post('/login', async (_request, reply) => {
   expectError(reply.setTokenCookie({ sub: 'alice', name: 'Alice' }, { policy: 'forever' }))
   expectError(reply.setTokenCookie('alice'))
   expectError(reply.setTokenCookie())
+  expectType<Promise<string>>(reply.updateTokenCookie({ sub: 'alice', name: 'Alice B.' }))
+  expectError(reply.updateTokenCookie({ sub: 'alice' }))
+  expectError(reply.updateTokenCookie({ sub: 'alice', name: 'Alice', role: 'admin' }))
   return { ok: true }
 })
 
