@@ -2,9 +2,9 @@
 
 type HeaderValue = string | number | string[] | undefined
 
-function directivesOf (value: HeaderValue): string[] {
-  if (value === undefined) return []
-  return String(Array.isArray(value) ? value.join(',') : value).split(',').map((directive) => directive.trim()).filter((directive) => directive !== '')
+function directivesOf (value: string | number | string[]): string[] {
+  // An array's String() joins it with commas, as the header's lines would be.
+  return String(value).split(',').map((directive) => directive.trim()).filter((directive) => directive !== '')
 }
 
 const named = (name: string) => (directive: string): boolean => directive.toLowerCase().split('=')[0].trim() === name

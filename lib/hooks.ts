@@ -69,13 +69,13 @@ function applyPolicy (request: FastifyRequest, state: RequestState, outcome: Out
     case 'invalid':
     case 'expired':
     case 'revoked':
-      // A bad cookie goes: the browser stops sending it. A bad header is the client's to drop.
+    case 'missing':
+      // A bad cookie goes: the browser stops sending it. A bad header is the client's to drop (and no token, nothing).
       if (state.found?.source === 'cookie') state.change ??= refusal
       return undefined
     case 'verified':
       queueRenewal(request, state, outcome.token, renewAfter)
       return undefined
-    case 'missing':
     case 'unchecked':
       return undefined
   }

@@ -220,7 +220,6 @@ function checkNamesOf (options: TokenCookieOptions): void {
 }
 
 function resolveCookie (cookieName: string, attributes: CookieAttributes | undefined): ResolvedCookieAttributes {
-  if (attributes !== undefined && (attributes === null || typeof attributes !== 'object')) fail('cookie', 'must be an object')
   const cookie: ResolvedCookieAttributes = { ...defaultCookie, ...withoutUndefined(attributes ?? {}) }
   if (typeof cookie.httpOnly !== 'boolean') fail('cookie.httpOnly', 'must be a boolean')
   if (typeof cookie.secure !== 'boolean' && cookie.secure !== 'auto') fail('cookie.secure', 'must be true, false or \'auto\'')

@@ -114,7 +114,7 @@ export function createCodec<T> (keys: CodecKey[], admit: Admit<T>): TokenCodec<T
     try {
       payload = withoutStackTraces(() => key.jwt.verify(token))
     } catch (error) {
-      return new TokenInvalidError(error instanceof Error ? error.message : 'the token did not verify')
+      return new TokenInvalidError((error as Error).message)
     }
     // fast-jwt 6 already refuses payloads that are not objects; kept so a change there cannot let one through.
     /* c8 ignore next */

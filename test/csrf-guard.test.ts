@@ -40,4 +40,5 @@ test('resolveCsrf refuses what is not an origin list, naming the value by its ty
   t.throws(() => resolveCsrf([] as never), { code: 'FST_TOKEN_COOKIE_OPTIONS', message: /csrf must be false, true or/ })
   t.throws(() => resolveCsrf({ trustedOrigins: [{ toString: () => 'https://a.example' }] } as never), { message: /an object is not an origin/ })
   t.throws(() => resolveCsrf({ trustedOrigins: [null] } as never), { message: /null is not an origin/ })
+  t.throws(() => resolveCsrf({ trustedOrigins: [`https://a.example/${'p'.repeat(100)}`] } as never), { message: /"https:\/\/a\.example\/p{46}…" is not an origin/ }, 'a long value is cut short')
 })

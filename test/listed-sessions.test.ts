@@ -131,6 +131,18 @@ test('a store of the app\'s own without listing: listSessions rejects with FST_T
   await t.rejects(none.tokenCookie.listSessions('alice'), { code: 'FST_TOKEN_COOKIE_OPTIONS', message: /store is needed/ })
 })
 
+test('memoryStore keeps at most max users\' lists: the one listed first goes first', async (t) => {
+  const store = memoryStore({ max: 2, onEvict: () => {} })
+  const session = (sid: string) => ({ sid, authTime: 1, lastSeenAt: 1, expiresAt: Date.now() / 1000 + 60, userAgent: null })
+  await store.recordSession!('a', session('1'))
+  await store.recordSession!('b', session('2'))
+  await store.recordSession!('b', session('3'))
+  await store.recordSession!('c', session('4'))
+  t.same(await store.listSessions!('a'), [], 'the first user\'s list went')
+  t.same((await store.listSessions!('b')).map((listed) => listed.sid), ['2', '3'])
+  t.same((await store.listSessions!('c')).map((listed) => listed.sid), ['4'])
+})
+
 test('a login goes on when the store cannot list it', async (t) => {
   const down: RevocationStore = { ...memoryStore(), recordSession: async () => { throw new Error('down') } }
   const app = await buildApp(t, { store: down })

@@ -486,8 +486,11 @@ if (haveRedis()) {
     await admin.config('RESETSTAT')
     for (let i = 0; i < 10; i++) await send(app, '/public')
     await send(app, '/private')
+    t.same(await commandStats(admin), {}, 'nothing for requests without a token')
     await logIn(app, 'mia')
-    t.same(await commandStats(admin), {}, 'nothing for requests without a token, nor for login')
+    const login = await commandStats(admin)
+    t.equal(login.evalsha, 1, 'a login: one script call, which lists the session')
+    t.same(Object.keys(login).filter((name) => !['evalsha', 'hget', 'hset', 'hgetall', 'expire'].includes(name)), [], 'and nothing else (what the script runs)')
 
     await admin.config('RESETSTAT')
     await send(app, '/logout', token, 'POST')

@@ -65,7 +65,7 @@ test('verifyToken({ maxAuthAge }): REAUTH for an older login, the cookie kept; a
 test('verifyToken with bad options rejects with FST_TOKEN_COOKIE_OPTIONS', async (t) => {
   const app = await buildApp(t)
   app.get('/null', async (request) => await request.verifyToken(null as never))
-  app.get('/bad', async (request) => await request.verifyToken((request.query as { kind: string }).kind === 'name' ? { maxAuthage: '5m' } as never : (request.query as { kind: string }).kind === 'type' ? { optional: 'yes' } as never : { maxAuthAge: 'soon' }))
+  app.get('/bad', async (request) => await request.verifyToken((request.query as { kind: string }).kind === 'name' ? { maxAuthage: '5m' } as never : (request.query as { kind: string }).kind === 'type' ? { optional: 'yes' } as never : { maxAuthAge: 'soon' } as never))
   for (const [kind, message] of [['name', /maxAuthage is not an option: did you mean verifyToken options\.maxAuthAge/], ['type', /optional must be a boolean/], ['duration', /maxAuthAge must be a positive duration/]] as const) {
     t.match((await app.inject({ url: `/bad?kind=${kind}` })).json(), { statusCode: 500, code: 'FST_TOKEN_COOKIE_OPTIONS', message }, kind)
   }
