@@ -123,7 +123,7 @@ function valueOf (line: string): { name: string, value: string } {
   return { name: pair.slice(0, at), value: pair.slice(at + 1) }
 }
 
-/** Whether the second of a token's iat has passed, so that a renewal would move its exp. */
+/** Resolves once the second of each token's iat has passed: a renewal would move its exp, so one is due. */
 async function renewalDue (...tokens: string[]): Promise<void> {
   const latest = Math.max(...tokens.map((token) => claimsOf(token).iat as number))
   for (;;) {

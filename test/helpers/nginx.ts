@@ -3,7 +3,8 @@
 //
 // The configuration is an aggressive one, on purpose: the cache key has no cookie in it, and Set-Cookie does
 // not stop nginx from caching a response (`proxy_ignore_headers Set-Cookie`), so only Cache-Control decides.
-// A response with a session cookie that this cache stores is handed, cookie and all, to the next user.
+// A response with a session cookie that this cache stores is handed, cookie and all, to the next user. A stale
+// copy is revalidated with the ETag it has (`proxy_cache_revalidate`): how an app's 304 reaches a shared cache.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
