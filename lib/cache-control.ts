@@ -1,6 +1,10 @@
 // Responses that shared caches (CDNs, proxies) may store must never carry a session cookie to another user.
 
 type HeaderValue = string | number | string[] | undefined
+type GetHeader = (name: string) => HeaderValue
+
+/** Headers that tell one kind of shared cache how long to keep a response, over Cache-Control (RFC 9213, nginx). */
+export const sharedCacheHeaders = ['cdn-cache-control', 'surrogate-control', 'x-accel-expires'] as const
 
 function directivesOf (value: string | number | string[]): string[] {
   // An array's String() joins it with commas, as the header's lines would be.
@@ -9,16 +13,27 @@ function directivesOf (value: string | number | string[]): string[] {
 
 const named = (name: string) => (directive: string): boolean => directive.toLowerCase().split('=')[0].trim() === name
 
+/** Whether a header of `sharedCacheHeaders` lets a cache keep the response. */
+function keptBy (name: (typeof sharedCacheHeaders)[number], value: HeaderValue): boolean {
+  if (value === undefined) return false
+  if (name === 'x-accel-expires') return !['0', 'off'].includes(String(value).trim().toLowerCase())
+  const directives = directivesOf(value)
+  return !directives.some(named('no-store')) && !directives.some(named('private'))
+}
+
 /**
- * Whether a response is one a shared cache may store and hand to others: a 304 (it refreshes what a cache holds)
- * or one the app marked `public` or gave an `s-maxage`. A renewal, or the clearing of a refused cookie, waits for
- * another response.
+ * Whether a response is one a shared cache may store and hand to others: a 304 (it refreshes what a cache holds),
+ * one the app marked `public` or gave an `s-maxage`, or one with a CDN's own caching header. A renewal, or the
+ * clearing of a refused cookie, waits for another response.
  */
-export function sharedCacheable (statusCode: number, cacheControl: HeaderValue): boolean {
+export function sharedCacheable (statusCode: number, header: GetHeader): boolean {
   if (statusCode === 304) return true
-  if (cacheControl === undefined) return false
-  const directives = directivesOf(cacheControl)
-  return directives.some(named('public')) || directives.some(named('s-maxage'))
+  const cacheControl = header('cache-control')
+  if (cacheControl !== undefined) {
+    const directives = directivesOf(cacheControl)
+    if (directives.some(named('public')) || directives.some(named('s-maxage'))) return true
+  }
+  return sharedCacheHeaders.some((name) => keptBy(name, header(name)))
 }
 
 /** `Cache-Control` for a response that sets the cookie: never `public`, and `private` unless `private` or `no-store`. */

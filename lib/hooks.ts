@@ -1,7 +1,7 @@
 // The life of a request: the onRequest hook verifies its token once and applies the lifetime policy, the
 // decorators read and change the request's state, and onSend writes the one cookie change it came to.
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { privateCacheControl, sharedCacheable } from './cache-control.js'
+import { privateCacheControl, sharedCacheable, sharedCacheHeaders } from './cache-control.js'
 import type { CookieWriter } from './cookie.js'
 import { crossSiteAllowed } from './csrf.js'
 import { TokenCrossSiteError, TokenExpiredError, TokenInvalidError, TokenRevokedError } from './errors.js'
@@ -175,6 +175,8 @@ export function createRequestLife ({ options, codec, cookie, revocations, noteLo
     }
     for (const line of lines) reply.header('set-cookie', line)
     reply.header('cache-control', privateCacheControl(reply.getHeader('cache-control')))
+    // A CDN's own caching header would win over `private`: a response that sets the cookie goes without it.
+    for (const name of sharedCacheHeaders) if (reply.hasHeader(name)) reply.removeHeader(name)
   }
 
   /**
@@ -182,7 +184,7 @@ export function createRequestLife ({ options, codec, cookie, revocations, noteLo
    * neither it nor the clearing of a refused cookie with a response that shared caches may store.
    */
   function linesFor (reply: FastifyReply, pending: CookieChange): readonly string[] | undefined {
-    const shared = (): boolean => sharedCacheable(reply.statusCode, reply.getHeader('cache-control'))
+    const shared = (): boolean => sharedCacheable(reply.statusCode, (name) => reply.getHeader(name))
     switch (pending.kind) {
       case 'set': return pending.lines
       case 'clear': return pending.by === 'refusal' && shared() ? undefined : cookie.clear(reply.request)
