@@ -393,19 +393,20 @@ if (!hasChromium) {
     })
     const notFound: string[] = []
     // Both pages at once, each in a fresh context: nothing cached, so each browser context asks for the icon.
-    await Promise.all(['/', '/storage'].map(async (path) => {
+    await Promise.all(['/', '/storage', '/welcome'].map(async (path) => {
       const { page } = await freshPage(t)
       page.on('console', (message) => { if (/status of 404/.test(message.text())) notFound.push(`${path}: ${message.text()}`) })
       const icon = new Promise<void>((resolve) => iconFor.set(path, resolve))
       await page.goto(`${demo}${path}`)
-      await page.waitForSelector('body[data-state="signed-out"]')
+      await page.waitForSelector(`body[data-state="${path === '/welcome' ? 'guest' : 'signed-out'}"]`)
       // The browser fetches the icon on its own, after the page: wait until the demo has served it.
       await icon
     }))
     t.match(served.filter(({ url }) => url.startsWith('/favicon')), [
       { url: '/favicon.svg', status: 200, type: 'image/svg+xml' },
+      { url: '/favicon.svg', status: 200, type: 'image/svg+xml' },
       { url: '/favicon.svg', status: 200, type: 'image/svg+xml' }
-    ], 'both pages link /favicon.svg, and it is served')
+    ], 'the three pages link /favicon.svg, and it is served')
     t.same(served.filter(({ status }) => status === 404), [], 'the demo answered no request with 404')
     t.same(notFound, [], 'and the console shows none')
     t.equal((await fetch(`${demo}/favicon.ico`)).status, 204, '/favicon.ico, asked anyway: an empty answer, not a 404')
@@ -415,11 +416,13 @@ if (!hasChromium) {
     const context = await browser.newContext({ javaScriptEnabled: false })
     t.teardown(() => context.close())
     const page = await context.newPage()
-    for (const path of ['/', '/storage']) {
+    // The public page first: the curl commands checked below are those of the last page, /storage.
+    for (const path of ['/welcome', '/', '/storage']) {
       await page.goto(`${origin}${path}`)
       t.ok(await page.isVisible('noscript h2 >> text=This page needs JavaScript'), `${path}: the <noscript> explanation shows`)
       t.notOk(await page.isVisible('#signed-out'), `${path}: no sign-in form that could not work`)
       t.notOk(await page.isVisible('#signed-in'), `${path}: nor the signed-in card`)
+      t.notOk(await page.isVisible('#hello'), `${path}: nor a greeting`)
     }
     // The curl commands it shows, as fetch() calls from here.
     const commands = (await page.textContent('noscript pre'))!
