@@ -172,7 +172,8 @@ export async function buildDemo ({
     return { email: request.body.email }
   })
 
-  app.get('/api/account', protect, async (request) => ({ email: emails.get(request.user.sub), reauth }))
+  // The signed-in user's account, as "Change e-mail" left it.
+  app.get('/api/account', protect, async (request) => ({ email: emails.get(request.user.sub) }))
 
   // "Your devices": the signed-in user's live sessions, newest first, the current one marked.
   app.get('/api/sessions', protect, async (request) => {
