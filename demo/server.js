@@ -4,6 +4,7 @@
 //   DEMO_IDLE       idle window of a sliding login (default 60s)
 //   DEMO_ABSOLUTE   absolute cap of a sliding login, from login time (default 5m)
 //   DEMO_REMEMBER   lifetime of a "remember me" login (default 7d)
+//   DEMO_REAUTH     how recent a login the "Change e-mail" action needs (default 1m)
 //   TOKEN_SECRET    signing secret, at least 32 bytes (default: a random one, so restarting logs everyone out)
 //   LOG_LEVEL       Fastify's log level (default warn; info logs each request)
 //
@@ -19,8 +20,8 @@ import tokenCookie from 'fastify-token-cookie'
 
 // Demo users. A real app looks the user up and checks a password hash (argon2, scrypt, bcrypt), never plain text.
 const users = {
-  alice: { password: 'wonderland', name: 'Alice Liddell' },
-  bob: { password: 'builder', name: 'Bob the Builder' }
+  alice: { password: 'wonderland', name: 'Alice Liddell', email: 'alice@example.com' },
+  bob: { password: 'builder', name: 'Bob the Builder', email: 'bob@example.com' }
 }
 
 const units = { s: 1, m: 60, h: 3600, d: 86400 }
@@ -36,14 +37,16 @@ const publicDir = new URL('./public/', import.meta.url)
 const pages = {
   '/': ['index.html', 'text/html; charset=utf-8'],
   '/storage': ['storage.html', 'text/html; charset=utf-8'],
+  '/welcome': ['welcome.html', 'text/html; charset=utf-8'],
   '/app.js': ['app.js', 'text/javascript; charset=utf-8'],
   '/storage.js': ['storage.js', 'text/javascript; charset=utf-8'],
+  '/welcome.js': ['welcome.js', 'text/javascript; charset=utf-8'],
   '/style.css': ['style.css', 'text/css; charset=utf-8'],
   '/favicon.svg': ['favicon.svg', 'image/svg+xml']
 }
 
 /** The demo's lifetimes when neither options nor environment variables say otherwise. */
-export const defaults = { idle: '60s', absolute: '5m', remember: '7d' }
+export const defaults = { idle: '60s', absolute: '5m', remember: '7d', reauth: '1m' }
 
 /**
  * Builds the demo app (not listening yet). Durations as above; `fastify` goes to Fastify itself.
@@ -53,6 +56,7 @@ export async function buildDemo ({
   idle = defaults.idle,
   absolute = defaults.absolute,
   remember = defaults.remember,
+  reauth = defaults.reauth,
   renewAfter = 0.5,
   secret = randomBytes(32).toString('base64url'),
   fastify = {}
@@ -60,6 +64,9 @@ export async function buildDemo ({
   idle = seconds(idle, 'idle (DEMO_IDLE)')
   absolute = seconds(absolute, 'absolute (DEMO_ABSOLUTE)')
   remember = seconds(remember, 'remember (DEMO_REMEMBER)')
+  reauth = seconds(reauth, 'reauth (DEMO_REAUTH)')
+  // The users' e-mail addresses, as the "Change e-mail" action leaves them (in memory: a restart resets them).
+  const emails = new Map(Object.entries(users).map(([username, user]) => [username, user.email]))
 
   // forceCloseConnections: browsers keep idle keep-alive connections open, which would hold up close().
   const app = Fastify({ forceCloseConnections: true, ...fastify })
@@ -100,7 +107,9 @@ export async function buildDemo ({
       policy: persistent ? 'persistent' : 'sliding',
       // Seconds: the idle window and the whole login, for the page's progress bars.
       lifetime: persistent ? { idle: remember, absolute: remember, renewAfter: null } : { idle, absolute, renewAfter },
-      expiry
+      expiry,
+      // Seconds: how recent a login "Change e-mail" needs.
+      reauth
     }
   }
 
@@ -112,6 +121,14 @@ export async function buildDemo ({
 
   const protect = { preHandler: async (request) => { await request.verifyToken() } }
 
+  /** A new login of `username`: a new session, its login time now. Resolves to the token and what the page shows. */
+  async function logIn (request, reply, username, remembered) {
+    const claims = { sub: username, name: users[username].name, remember: remembered }
+    // Unchecked: the sliding default from registration. Checked: a persistent cookie that does not slide.
+    const accessToken = await reply.setTokenCookie(claims, remembered ? { policy: 'persistent', maxAge: remember } : undefined)
+    return { accessToken, info: describe(claims, request.tokenExpiry()) }
+  }
+
   app.post('/login', async (request, reply) => {
     const { username, password, remember: rememberMe } = request.body ?? {}
     const user = typeof username === 'string' && Object.hasOwn(users, username) ? users[username] : undefined
@@ -119,12 +136,75 @@ export async function buildDemo ({
       return reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'Unknown user or wrong password' })
     }
     // JSON callers send true; a checked box in a form posts "on".
-    const remembered = rememberMe === true || rememberMe === 'on'
-    const claims = { sub: username, name: user.name, remember: remembered }
-    // Unchecked: the sliding default from registration. Checked: a persistent cookie that does not slide.
-    const accessToken = await reply.setTokenCookie(claims, remembered ? { policy: 'persistent', maxAge: remember } : undefined)
+    const { accessToken, info } = await logIn(request, reply, username, rememberMe === true || rememberMe === 'on')
     // The token in the body is for clients that keep it in web storage (the /storage tab).
-    return { access_token: accessToken, token_type: 'Bearer', ...describe(claims, request.tokenExpiry()) }
+    return { access_token: accessToken, token_type: 'Bearer', ...info }
+  })
+
+  // "Confirm your password": a new login of the signed-in user, with the same remember-me choice, in place of
+  // the current session (which is revoked, so this browser is not listed twice among the devices).
+  app.post('/api/reauth', {
+    ...protect,
+    schema: { body: { type: 'object', required: ['password'], properties: { password: { type: 'string' } } } }
+  }, async (request, reply) => {
+    const { sub, sid, remember: remembered } = request.user
+    if (users[sub].password !== request.body.password) {
+      return reply.code(401).send({ statusCode: 401, error: 'Unauthorized', message: 'Wrong password' })
+    }
+    const { info } = await logIn(request, reply, sub, remembered === true)
+    await app.tokenCookie.revokeSession(sid)
+    return info
+  })
+
+  // The sensitive action: only with a recent login (a stolen, long-lived cookie is not enough). An older one
+  // answers 401 FST_TOKEN_COOKIE_REAUTH and keeps the cookie: the page asks for the password, then retries.
+  app.post('/api/email', {
+    preHandler: async (request) => { await request.verifyToken({ maxAuthAge: reauth }) },
+    schema: {
+      body: {
+        type: 'object',
+        required: ['email'],
+        properties: { email: { type: 'string', maxLength: 254, pattern: '^[^\\s@]+@[^\\s@]+\\.[^\\s@]+$' } }
+      }
+    }
+  }, async (request) => {
+    emails.set(request.user.sub, request.body.email)
+    return { email: request.body.email }
+  })
+
+  // The signed-in user's account, as "Change e-mail" left it.
+  app.get('/api/account', protect, async (request) => ({ email: emails.get(request.user.sub) }))
+
+  // "Your devices": the signed-in user's live sessions, newest first, the current one marked.
+  app.get('/api/sessions', protect, async (request) => {
+    const sessions = await app.tokenCookie.listSessions(request.user.sub)
+    return { sessions: sessions.map((session) => ({ ...session, current: session.sid === request.user.sid })) }
+  })
+
+  // Signs one of the user's sessions out everywhere. Only a session of the same user (another's sid: 404); the
+  // current one is a logout.
+  app.post('/api/sessions/:sid/revoke', protect, async (request, reply) => {
+    const { sid } = request.params
+    const sessions = await app.tokenCookie.listSessions(request.user.sub)
+    if (!sessions.some((session) => session.sid === sid)) {
+      return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'No such session' })
+    }
+    if (sid === request.user.sid) await reply.clearTokenCookie()
+    else await app.tokenCookie.revokeSession(sid)
+    return reply.code(204).send()
+  })
+
+  // "Sign out other devices": every session of the user but this one.
+  app.post('/api/sessions/revoke-others', protect, async (request) => {
+    const others = (await app.tokenCookie.listSessions(request.user.sub)).filter((session) => session.sid !== request.user.sid)
+    await Promise.all(others.map((session) => app.tokenCookie.revokeSession(session.sid)))
+    return { revoked: others.length }
+  })
+
+  // Public: a greeting for whoever asks. Signed in or not (no cookie, an expired or revoked one), a 200.
+  app.get('/api/hello', async (request) => {
+    const session = await request.verifyToken({ optional: true })
+    return session === null ? { signedIn: false, greeting: 'Hello, guest' } : { signedIn: true, greeting: `Hello, ${session.name}`, user: session.sub }
   })
 
   // Protected: any request here may slide the session (re-issue the cookie) once it is due.
@@ -174,6 +254,7 @@ if (main) {
     DEMO_IDLE = defaults.idle,
     DEMO_ABSOLUTE = defaults.absolute,
     DEMO_REMEMBER = defaults.remember,
+    DEMO_REAUTH = defaults.reauth,
     TOKEN_SECRET,
     LOG_LEVEL = 'warn'
   } = process.env
@@ -188,6 +269,7 @@ if (main) {
       idle: DEMO_IDLE,
       absolute: DEMO_ABSOLUTE,
       remember: DEMO_REMEMBER,
+      reauth: DEMO_REAUTH,
       secret: TOKEN_SECRET,
       fastify: { logger: { level: LOG_LEVEL } }
     })
@@ -196,6 +278,7 @@ if (main) {
     for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => app.close())
     console.log(`fastify-token-cookie demo: ${url}`)
     console.log(`  sign-in without "remember me": ${DEMO_IDLE} idle, ${DEMO_ABSOLUTE} absolute; with it: ${DEMO_REMEMBER}`)
+    console.log(`  "Change e-mail" needs a sign-in within ${DEMO_REAUTH}`)
     if (TOKEN_SECRET === undefined) console.log('  no TOKEN_SECRET: signing with a random secret, so a restart signs everyone out')
     console.log('  demo users: alice / wonderland, bob / builder')
   } catch (error) {

@@ -316,37 +316,65 @@ if (!hasChromium) {
   })
 
   t.test('at phone widths nothing of the signed-in pages sticks out of the screen', alone, async (t) => {
+    // A demo of its own, and another device signed in (a long User-Agent), so the devices panel lists one with
+    // a sign-out button.
+    const demo = await startDemo(t, { remember: '1h' })
+    const phone = 'Mozilla/5.0 (Linux; Android 14; SM-S921B Build/UP1A.231005.007; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/126.0.6478.122 Mobile Safari/537.36'
+    const other = await fetch(`${demo}/login`, { method: 'POST', headers: { 'content-type': 'application/json', 'user-agent': phone }, body: '{"username":"alice","password":"wonderland"}' })
+    t.equal(other.status, 200, 'alice, signed in on another device')
     // Both widths at once, each in its own context.
     await Promise.all([{ width: 360, height: 740 }, { width: 414, height: 896 }].map(async (viewport) => {
       const context = await browser.newContext({ viewport })
       t.teardown(() => context.close())
       const page = await context.newPage()
       for (const remember of [false, true]) {
-        await signIn(page, origin, { remember })
+        await signIn(page, demo, { remember })
         await page.click('#call-api')
         await page.waitForSelector('#log li:nth-child(2)')
-        const layout = await overflow(page, '#signed-in, #signed-in *, .explain *')
+        await page.waitForSelector('#email >> text=alice@example.com')
+        // This device and the other one, at least (the other width's context may be listed too).
+        await page.waitForSelector('#devices li.current')
+        await page.waitForSelector('#devices li button.revoke')
+        const layout = await overflow(page, '.top, .top *, #signed-in, #signed-in *, .explain *')
         const what = `${viewport.width} px, ${remember ? 'remember me' : 'sliding'}`
         t.ok(layout.scrollWidth <= layout.innerWidth, `${what}: no sideways scrolling (${layout.scrollWidth} <= ${layout.innerWidth})`)
-        t.same(layout.outside, [], `${what}: every element, buttons and badge included, within the screen`)
+        t.same(layout.outside, [], `${what}: every element, buttons, badges, the e-mail form and the devices included, within the screen`)
         const buttons = await page.$$eval('#signed-in button', (buttons) => buttons.map((button) => {
           const box = button.getBoundingClientRect()
           return { text: button.textContent, left: box.left, right: box.right }
         }))
-        t.equal(buttons.length, 3)
-        t.ok(buttons.every(({ left, right }) => left >= 0 && right <= viewport.width), `${what}: the buttons are all on screen`)
+        t.equal(await page.locator('#signed-in .actions button').count(), 3, 'the three session buttons')
+        t.ok(buttons.some(({ text }) => text === 'Sign out') && buttons.some(({ text }) => text === 'Sign out other devices'), `${what}: the devices panel's buttons`)
+        t.ok(buttons.every(({ left, right }) => left >= 0 && right <= viewport.width), `${what}: the buttons are all on screen (${buttons.length})`)
+
+        // The password dialog of the sensitive action.
+        await page.evaluate(() => (document.getElementById('reauth') as HTMLDialogElement).showModal())
+        const dialog = await overflow(page, '#reauth, #reauth *')
+        t.same(dialog.outside, [], `${what}: the password dialog fits`)
+        await page.click('#reauth-cancel')
+        await page.waitForSelector('#reauth', { state: 'hidden' })
+
         await page.click('#logout')
         await page.waitForSelector('body[data-state="signed-out"]')
       }
+      // The public page, as a guest and signed in.
+      for (const signedIn of [false, true]) {
+        if (signedIn) await signIn(page, demo, { user: 'bob' })
+        await page.goto(`${demo}/welcome`)
+        await page.waitForSelector(`body[data-state="${signedIn ? 'signed-in' : 'guest'}"]`)
+        const layout = await overflow(page, '.top, .top *, #hello, #hello *, .explain *')
+        t.ok(layout.scrollWidth <= layout.innerWidth, `${viewport.width} px, public page${signedIn ? ', signed in' : ''}: no sideways scrolling`)
+        t.same(layout.outside, [], `${viewport.width} px, public page${signedIn ? ', signed in' : ''}: within the screen`)
+      }
       // The web-storage tab: a JWT is one long word, and wraps.
-      await page.goto(`${origin}/storage`)
+      await page.goto(`${demo}/storage`)
       await page.waitForSelector('body[data-state="signed-out"]')
       await page.click('.user-chip[data-username="bob"]')
       await page.click('#login-form button[type="submit"]')
       await page.waitForSelector('body[data-state="signed-in"]')
       await page.click('#call-api')
       await page.waitForSelector('#result[data-status="200"]')
-      const layout = await overflow(page, '#signed-in, #signed-in *')
+      const layout = await overflow(page, '.top, .top *, #signed-in, #signed-in *')
       t.ok(layout.scrollWidth <= layout.innerWidth, `${viewport.width} px, web storage: no sideways scrolling`)
       t.same(layout.outside, [], `${viewport.width} px, web storage: the token and the response wrap`)
     }))
@@ -365,19 +393,20 @@ if (!hasChromium) {
     })
     const notFound: string[] = []
     // Both pages at once, each in a fresh context: nothing cached, so each browser context asks for the icon.
-    await Promise.all(['/', '/storage'].map(async (path) => {
+    await Promise.all(['/', '/storage', '/welcome'].map(async (path) => {
       const { page } = await freshPage(t)
       page.on('console', (message) => { if (/status of 404/.test(message.text())) notFound.push(`${path}: ${message.text()}`) })
       const icon = new Promise<void>((resolve) => iconFor.set(path, resolve))
       await page.goto(`${demo}${path}`)
-      await page.waitForSelector('body[data-state="signed-out"]')
+      await page.waitForSelector(`body[data-state="${path === '/welcome' ? 'guest' : 'signed-out'}"]`)
       // The browser fetches the icon on its own, after the page: wait until the demo has served it.
       await icon
     }))
     t.match(served.filter(({ url }) => url.startsWith('/favicon')), [
       { url: '/favicon.svg', status: 200, type: 'image/svg+xml' },
+      { url: '/favicon.svg', status: 200, type: 'image/svg+xml' },
       { url: '/favicon.svg', status: 200, type: 'image/svg+xml' }
-    ], 'both pages link /favicon.svg, and it is served')
+    ], 'the three pages link /favicon.svg, and it is served')
     t.same(served.filter(({ status }) => status === 404), [], 'the demo answered no request with 404')
     t.same(notFound, [], 'and the console shows none')
     t.equal((await fetch(`${demo}/favicon.ico`)).status, 204, '/favicon.ico, asked anyway: an empty answer, not a 404')
@@ -387,11 +416,13 @@ if (!hasChromium) {
     const context = await browser.newContext({ javaScriptEnabled: false })
     t.teardown(() => context.close())
     const page = await context.newPage()
-    for (const path of ['/', '/storage']) {
+    // The public page first: the curl commands checked below are those of the last page, /storage.
+    for (const path of ['/welcome', '/', '/storage']) {
       await page.goto(`${origin}${path}`)
       t.ok(await page.isVisible('noscript h2 >> text=This page needs JavaScript'), `${path}: the <noscript> explanation shows`)
       t.notOk(await page.isVisible('#signed-out'), `${path}: no sign-in form that could not work`)
       t.notOk(await page.isVisible('#signed-in'), `${path}: nor the signed-in card`)
+      t.notOk(await page.isVisible('#hello'), `${path}: nor a greeting`)
     }
     // The curl commands it shows, as fetch() calls from here.
     const commands = (await page.textContent('noscript pre'))!
@@ -463,16 +494,17 @@ if (!hasChromium) {
 
   t.test('npm start: node demo/server.js prints its URL and serves the demo', alone, async (t) => {
     // What `npm start` runs once dist/ is built; PORT=0 for a free port. DEMO_REMEMBER in bare seconds.
-    const { url, output } = await runDemo(t, { PORT: '0', DEMO_IDLE: '30s', DEMO_ABSOLUTE: '2m', DEMO_REMEMBER: '3600', TOKEN_SECRET: undefined })
+    const { url, output } = await runDemo(t, { PORT: '0', DEMO_IDLE: '30s', DEMO_ABSOLUTE: '2m', DEMO_REMEMBER: '3600', DEMO_REAUTH: '90s', TOKEN_SECRET: undefined })
     t.match(url, /^http:\/\/127\.0\.0\.1:\d+$/, 'prints where it listens: 127.0.0.1 only')
     t.match(output, /random secret/, 'says it signs with a random secret')
     t.match(output, /alice \/ wonderland/, 'and who can sign in')
+    t.match(output, /"Change e-mail" needs a sign-in within 90s/, 'and how recent a login the sensitive action needs')
     const { page } = await freshPage(t)
     await signIn(page, url, { user: 'bob', remember: true })
     t.match(await fetchInPage(page, '/api/me'), { status: 200, body: { user: { name: 'Bob the Builder' }, lifetime: { idle: 3600 } } })
     await page.click('#logout')
     await signIn(page, url)
-    t.match(await fetchInPage(page, '/api/poll'), { status: 200, body: { policy: 'sliding', lifetime: { idle: 30, absolute: 120 } } }, 'lifetimes from the environment')
+    t.match(await fetchInPage(page, '/api/poll'), { status: 200, body: { policy: 'sliding', lifetime: { idle: 30, absolute: 120 }, reauth: 90 } }, 'lifetimes from the environment')
   })
 
   t.test('the demo turns away wrong passwords and bad settings', alone, async (t) => {
@@ -496,11 +528,17 @@ if (!hasChromium) {
   })
 
   t.test('screenshot of the signed-in page', alone, async (t) => {
-    // The npm start lifetimes, so the countdowns read as a person would see them.
+    // The npm start lifetimes, so the countdowns read as a person would see them; a demo of its own, where alice
+    // is signed in on one other device (a phone), so the devices panel lists two.
+    const demo = await startDemo(t, {})
+    const phone = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1'
+    await fetch(`${demo}/login`, { method: 'POST', headers: { 'content-type': 'application/json', 'user-agent': phone }, body: '{"username":"alice","password":"wonderland"}' })
     const context = await browser.newContext({ viewport: { width: 860, height: 600 }, deviceScaleFactor: 2 })
     t.teardown(() => context.close())
     const page = await context.newPage()
-    await signIn(page, origin)
+    await signIn(page, demo)
+    await page.waitForSelector('#devices[data-count="2"]')
+    await page.waitForSelector('#email >> text=alice@example.com')
     await page.click('#call-api')
     await page.waitForSelector('#log li:nth-child(2)')
     await page.click('#poll')

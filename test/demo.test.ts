@@ -72,12 +72,13 @@ if (!existsSync(new URL('../dist/esm/index.js', import.meta.url))) {
     await refuses(t, { PORT: String(port) }, new RegExp(`^demo: port ${port} is in use; set PORT to another port`), 'busy port')
   })
 
-  t.test('a PORT that is not a port, a duration that is not one, an unknown LOG_LEVEL', async (t) => {
+  t.test('a PORT that is not a port, durations that are not ones, an unknown LOG_LEVEL', async (t) => {
     await Promise.all([
       refuses(t, { PORT: 'http' }, /^demo: PORT must be a port number from 0 to 65535, got "http"\n$/, 'PORT=http'),
       refuses(t, { PORT: '70000' }, /^demo: PORT must be a port number/, 'PORT=70000'),
       refuses(t, { DEMO_IDLE: 'soon' }, /^demo: idle \(DEMO_IDLE\): expected a duration like 90, '90s', '5m' or '7d', got "soon"\n$/, 'DEMO_IDLE=soon'),
       refuses(t, { DEMO_ABSOLUTE: '-5m' }, /^demo: absolute \(DEMO_ABSOLUTE\): expected a duration/, 'DEMO_ABSOLUTE=-5m'),
+      refuses(t, { DEMO_REAUTH: 'never' }, /^demo: reauth \(DEMO_REAUTH\): expected a duration/, 'DEMO_REAUTH=never'),
       refuses(t, { LOG_LEVEL: 'loud' }, /^demo: LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent, got "loud"\n$/, 'LOG_LEVEL=loud')
     ])
   })

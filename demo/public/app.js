@@ -73,13 +73,20 @@ function showSignedIn (info) {
     : 'Same as expiry: a persistent login does not slide'
   if (first) {
     $('log').replaceChildren()
+    $('devices').replaceChildren()
+    $('email').textContent = '–'
     lastHint = readHint()
   }
   setState('signed-in')
   render()
+  if (first) {
+    loadAccount()
+    loadDevices()
+  }
 }
 
 function showSignedOut (message) {
+  if ($('reauth').open) $('reauth').close()
   session = null
   lastHint = null
   $('message').textContent = message ?? ''
@@ -186,6 +193,169 @@ function render () {
       : 'Your remembered sign-in expired. Sign in again.')
   }
 }
+
+/** A JSON request to the API: the status and the parsed body ({} when there is none). */
+async function send (method, path, body) {
+  const init = body === undefined ? { method } : { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }
+  const response = await fetch(path, init)
+  return { status: response.status, ok: response.ok, body: await response.json().catch(() => ({})) }
+}
+
+/** A 401 that ends the session (not a wrong password, not a login that is too old): the page signs out. */
+function sessionOver (answer) {
+  return answer.status === 401 && Object.hasOwn(reasons, answer.body.code)
+}
+
+async function loadAccount () {
+  const answer = await send('GET', '/api/account')
+  if (answer.ok) $('email').textContent = answer.body.email
+  else if (sessionOver(answer)) showSignedOut(reasons[answer.body.code])
+}
+
+// Your devices ---------------------------------------------------------------------------------------------
+
+/** "Chrome on Linux", "Safari on iPhone", "curl": a User-Agent as a person recognises it. */
+function deviceName (agent) {
+  if (!agent) return 'Unknown device'
+  const browsers = [[/Edg(A|iOS)?\//, 'Edge'], [/Firefox\/|FxiOS\//, 'Firefox'], [/OPR\//, 'Opera'], [/Chrom(e|ium)\/|CriOS\//, 'Chrome'], [/Safari\//, 'Safari']]
+  const systems = [[/iPhone/, 'iPhone'], [/iPad/, 'iPad'], [/Android/, 'Android'], [/Windows/, 'Windows'], [/CrOS/, 'ChromeOS'], [/Mac OS X|Macintosh/, 'macOS'], [/Linux/, 'Linux']]
+  const browser = browsers.find(([pattern]) => pattern.test(agent))?.[1]
+  const system = systems.find(([pattern]) => pattern.test(agent))?.[1]
+  if (browser !== undefined && system !== undefined) return `${browser} on ${system}`
+  // curl/8.5.0, node, python-requests/2.31: the program's name.
+  return browser ?? system ?? agent.split(/[\s/]/)[0].slice(0, 40)
+}
+
+/** 14:02:07 today; 11 Dec, 14:02 on another day. */
+function when (seconds) {
+  const date = new Date(seconds * 1000)
+  if (date.toDateString() === new Date().toDateString()) return date.toLocaleTimeString([], { hour12: false })
+  return date.toLocaleString([], { day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit', hour12: false })
+}
+
+function renderDevices (sessions) {
+  const items = sessions.map((device) => {
+    const item = document.createElement('li')
+    item.className = device.current ? 'device current' : 'device'
+    item.dataset.sid = device.sid
+    item.innerHTML = '<div class="device-main"><span class="device-name"></span></div><p class="device-times muted small"></p>'
+    const name = item.querySelector('.device-name')
+    name.textContent = deviceName(device.userAgent)
+    name.title = device.userAgent ?? ''
+    if (device.current) {
+      const badge = document.createElement('span')
+      badge.className = 'badge this-device'
+      badge.textContent = 'This device'
+      item.querySelector('.device-main').append(badge)
+    } else {
+      const button = document.createElement('button')
+      button.type = 'button'
+      button.className = 'revoke small-button'
+      button.textContent = 'Sign out'
+      button.addEventListener('click', () => revokeDevice(device.sid, name.textContent))
+      item.append(button)
+    }
+    item.querySelector('.device-times').textContent =
+      `Signed in ${when(device.authTime)} · last active ${when(device.lastSeenAt)} · ends ${when(device.expiresAt)}`
+    return item
+  })
+  $('devices').replaceChildren(...items)
+  $('devices').dataset.count = sessions.length
+  $('revoke-others').disabled = !sessions.some((device) => !device.current)
+}
+
+async function loadDevices () {
+  const answer = await send('GET', '/api/sessions')
+  if (answer.ok) return renderDevices(answer.body.sessions)
+  log('GET /api/sessions', answer.status, answer.body.code ?? answer.body.message)
+  if (sessionOver(answer)) showSignedOut(reasons[answer.body.code])
+}
+
+async function revokeDevice (sid, name) {
+  const answer = await send('POST', `/api/sessions/${encodeURIComponent(sid)}/revoke`)
+  log('POST …/revoke', answer.status, answer.ok ? `Signed out: ${name}` : answer.body.code ?? answer.body.message)
+  if (sessionOver(answer)) return showSignedOut(reasons[answer.body.code])
+  await loadDevices()
+}
+
+$('refresh-devices').addEventListener('click', loadDevices)
+
+$('revoke-others').addEventListener('click', async () => {
+  const answer = await send('POST', '/api/sessions/revoke-others')
+  log('POST …/revoke-others', answer.status, answer.ok ? `Signed out ${answer.body.revoked} other device(s)` : answer.body.code ?? answer.body.message)
+  if (sessionOver(answer)) return showSignedOut(reasons[answer.body.code])
+  await loadDevices()
+})
+
+// The sensitive action and its re-authentication --------------------------------------------------------
+
+/**
+ * Asks for the password in the dialog and signs in again through /api/reauth (a new login, same remember-me
+ * choice). Resolves to true once signed in again, false when cancelled or when the session is over.
+ */
+function confirmPassword () {
+  const dialog = $('reauth')
+  $('reauth-password').value = ''
+  $('reauth-error').hidden = true
+  dialog.showModal()
+  return new Promise((resolve) => {
+    const done = (result) => {
+      dialog.removeEventListener('close', cancelled)
+      $('reauth-form').removeEventListener('submit', submit)
+      if (dialog.open) dialog.close()
+      resolve(result)
+    }
+    const cancelled = () => done(false)
+    async function submit (event) {
+      event.preventDefault()
+      const answer = await send('POST', '/api/reauth', { password: $('reauth-password').value })
+      log('POST /api/reauth', answer.status, answer.ok ? 'Signed in again: a new login' : answer.body.code ?? answer.body.message)
+      if (answer.ok) {
+        showSignedIn(answer.body)
+        loadDevices()
+        return done(true)
+      }
+      if (sessionOver(answer)) {
+        done(false)
+        return showSignedOut(reasons[answer.body.code])
+      }
+      $('reauth-error').textContent = answer.body.message
+      $('reauth-error').hidden = false
+      $('reauth-password').select()
+    }
+    dialog.addEventListener('close', cancelled)
+    $('reauth-form').addEventListener('submit', submit)
+  })
+}
+
+$('reauth-cancel').addEventListener('click', () => $('reauth').close())
+
+/** Changes the e-mail; a login too old for it asks for the password once, then tries again. */
+async function changeEmail (email, retried = false) {
+  const answer = await send('POST', '/api/email', { email })
+  if (answer.ok) {
+    log('POST /api/email', answer.status, `E-mail changed to ${answer.body.email}`)
+    $('email').textContent = answer.body.email
+    $('new-email').value = ''
+    $('email-note').textContent = `Changed to ${answer.body.email}.`
+    return
+  }
+  log('POST /api/email', answer.status, answer.body.code ?? answer.body.message)
+  if (answer.body.code === 'FST_TOKEN_COOKIE_REAUTH' && !retried) {
+    $('email-note').textContent = `Your sign-in is older than ${words(session.reauth)}: confirm your password.`
+    if (await confirmPassword()) return changeEmail(email, true)
+    $('email-note').textContent = 'Not changed: the password was not confirmed.'
+  } else if (sessionOver(answer)) {
+    showSignedOut(reasons[answer.body.code])
+  } else {
+    $('email-note').textContent = `Not changed: ${answer.body.message}`
+  }
+}
+
+$('email-form').addEventListener('submit', (event) => {
+  event.preventDefault()
+  changeEmail($('new-email').value)
+})
 
 $('login-form').addEventListener('submit', async (event) => {
   event.preventDefault()

@@ -24,6 +24,7 @@ export interface DemoOptions {
   idle?: number | string
   absolute?: number | string
   remember?: number | string
+  reauth?: number | string
   renewAfter?: number
   secret?: string
   fastify?: FastifyServerOptions
