@@ -1,4 +1,4 @@
-// Property-based tests (issue 5, "Fuzzing"): arbitrary Cookie and Authorization headers, and tokens mutated
+// Property-based tests: arbitrary Cookie and Authorization headers, and tokens mutated
 // from valid ones, thrown at a protected and a public route. Never a 5xx or a 400; authenticated only by a
 // token the plugin issued (or its documented cookie spelling: quoted, percent-encoded); never a renewal for
 // a bad token; a bad cookie is cleared, a bad Bearer header leaves the cookie alone.

@@ -1,5 +1,5 @@
-// Attacks on the token cookie (SPEC.md "Hardening", "Errors", "Fine print"): every bad token is a 401 with
-// the SPEC's code, never a 400 or a 500, and a bad cookie is cleared. Attack tokens are crafted here, with
+// Attacks on the token cookie (the hardening rules, the error codes, the fine print): every bad token is a 401 with
+// a documented code, never a 400 or a 500, and a bad cookie is cleared. Attack tokens are crafted here, with
 // node:crypto; only baseline tokens come from the plugin's own login.
 import FakeTimers from '@sinonjs/fake-timers'
 import fastifyJwt from '@fastify/jwt'

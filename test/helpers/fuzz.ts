@@ -1,5 +1,5 @@
 // Arbitraries, token mutations and the oracle for the property-based tests in test/fuzz.test.ts.
-// The oracle reads a request the way SPEC.md and the README say the plugin must, written from the contract
+// The oracle reads a request the way the documentation says the plugin must, written from the contract
 // (not by calling lib/): with `bearer`, an `Authorization: Bearer` header alone decides; otherwise the single
 // `token` cookie, whose value may be wrapped in double quotes and percent-encoded.
 import { isDeepStrictEqual } from 'node:util'
@@ -225,7 +225,7 @@ export interface Exchange {
 
 /**
  * Throws, with the request, the acceptable answers and the response, unless the response meets one of
- * `expectations`. Whatever they say: never a 5xx, never a 400, and every 401 has one of the SPEC's codes.
+ * `expectations`. Whatever they say: never a 5xx, never a 400, and every 401 has one of the documented codes.
  */
 export function check (exchange: Exchange, response: LightMyRequestResponse, expectations: Expectation[], options: { crossSiteAllowed?: boolean } = {}): void {
   const head = exchange.method === 'HEAD'
