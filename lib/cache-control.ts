@@ -1,7 +1,11 @@
 // Responses that shared caches (CDNs, proxies) may store must never carry a session cookie to another user.
 
 type HeaderValue = string | number | string[] | undefined
-type GetHeader = (name: string) => HeaderValue
+/** What is read of a response: Fastify's reply has both. */
+export interface CachedResponse {
+  statusCode: number
+  getHeader: (name: string) => HeaderValue
+}
 
 /** Headers that tell one kind of shared cache how long to keep a response, over Cache-Control (RFC 9213, nginx). */
 export const sharedCacheHeaders = ['cdn-cache-control', 'surrogate-control', 'x-accel-expires'] as const
@@ -26,14 +30,14 @@ function keptBy (name: (typeof sharedCacheHeaders)[number], value: HeaderValue):
  * one the app marked `public` or gave an `s-maxage`, or one with a CDN's own caching header. A renewal, or the
  * clearing of a refused cookie, waits for another response.
  */
-export function sharedCacheable (statusCode: number, header: GetHeader): boolean {
-  if (statusCode === 304) return true
-  const cacheControl = header('cache-control')
+export function sharedCacheable (response: CachedResponse): boolean {
+  if (response.statusCode === 304) return true
+  const cacheControl = response.getHeader('cache-control')
   if (cacheControl !== undefined) {
     const directives = directivesOf(cacheControl)
     if (directives.some(named('public')) || directives.some(named('s-maxage'))) return true
   }
-  return sharedCacheHeaders.some((name) => keptBy(name, header(name)))
+  return sharedCacheHeaders.some((name) => keptBy(name, response.getHeader(name)))
 }
 
 /** `Cache-Control` for a response that sets the cookie: never `public`, and `private` unless `private` or `no-store`. */

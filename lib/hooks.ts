@@ -184,11 +184,10 @@ export function createRequestLife ({ options, codec, cookie, revocations, noteLo
    * neither it nor the clearing of a refused cookie with a response that shared caches may store.
    */
   function linesFor (reply: FastifyReply, pending: CookieChange): readonly string[] | undefined {
-    const shared = (): boolean => sharedCacheable(reply.statusCode, (name) => reply.getHeader(name))
     switch (pending.kind) {
       case 'set': return pending.lines
-      case 'clear': return pending.by === 'refusal' && shared() ? undefined : cookie.clear(reply.request)
-      case 'renew': return reply.statusCode >= 400 || shared() ? undefined : renewalLines(reply, pending)
+      case 'clear': return pending.by === 'refusal' && sharedCacheable(reply) ? undefined : cookie.clear(reply.request)
+      case 'renew': return reply.statusCode >= 400 || sharedCacheable(reply) ? undefined : renewalLines(reply, pending)
     }
   }
 
