@@ -30,6 +30,7 @@ export interface RequestLife {
   tokenExpiry: (this: FastifyRequest) => TokenExpiry | null
 }
 
+/** What the request life works with, built once at registration. */
 export interface RequestLifeDeps {
   options: ResolvedOptions
   codec: TokenCodec<Verified>
@@ -117,180 +118,185 @@ function checkLogin (payload: object, login: LoginOptions | undefined): void {
   checkNames('setTokenCookie options', login, loginOptions)
 }
 
-export function createRequestLife ({ options, codec, cookie, revocations, noteLogin }: RequestLifeDeps): RequestLife {
-  const { cookieName, bearer, renewAfter, clockTolerance, csrf, store } = options
+/** The request's state on first use: its token found and verified, once for the hook and every decorator. */
+function open (life: RequestLifeDeps, request: FastifyRequest, found = findToken(request.headers, life.options.cookieName, life.options.bearer)): RequestState {
+  const state: RequestState = { found, outcome: missing, change: undefined, payload: undefined }
+  if (found !== undefined) state.outcome = outcomeOf(life, found, request, state)
+  return state
+}
 
-  /** The request's state on first use: its token found and verified, once for the hook and every decorator. */
-  function open (request: FastifyRequest, found = findToken(request.headers, cookieName, bearer)): RequestState {
-    const state: RequestState = { found, outcome: missing, change: undefined, payload: undefined }
-    if (found !== undefined) state.outcome = outcomeOf(found, request, state)
-    return state
+function stateFor (life: RequestLifeDeps, request: FastifyRequest): RequestState {
+  return stateOf(request) ?? stateOf(request, open(life, request))
+}
+
+function outcomeOf (life: RequestLifeDeps, found: FoundToken, request: FastifyRequest, state: RequestState): Outcome | Promise<Outcome> {
+  switch (found.kind) {
+    case 'duplicate': return invalid('the cookie was sent more than once')
+    case 'malformed': return invalid('malformed Authorization header')
+    case 'token': break
   }
-  const stateFor = (request: FastifyRequest): RequestState => stateOf(request) ?? stateOf(request, open(request))
+  const { codec, options, revocations } = life
+  const verified = codec.verify(found.token)
+  if (isInvalidToken(verified)) return { kind: 'invalid', error: verified }
+  const refusal = refusalOf(verified.token, nowSeconds(), options.clockTolerance, options.store !== undefined)
+  if (refusal !== undefined) return refusal
+  if (!revocations.active) return verified
+  return revocations.verdict(verified.token.claims, () => payloadOf(state, verified.token), request).then((verdict) => decide(verified, verdict))
+}
 
-  function outcomeOf (found: FoundToken, request: FastifyRequest, state: RequestState): Outcome | Promise<Outcome> {
-    switch (found.kind) {
-      case 'duplicate': return invalid('the cookie was sent more than once')
-      case 'malformed': return invalid('malformed Authorization header')
-      case 'token': break
-    }
-    const verified = codec.verify(found.token)
-    if (isInvalidToken(verified)) return { kind: 'invalid', error: verified }
-    const refusal = refusalOf(verified.token, nowSeconds(), clockTolerance, store !== undefined)
-    if (refusal !== undefined) return refusal
-    if (!revocations.active) return verified
-    return revocations.verdict(verified.token.claims, () => payloadOf(state, verified.token), request).then((verdict) => decide(verified, verdict))
+function onRequest (life: RequestLifeDeps, request: FastifyRequest, done: HookHandlerDoneFunction): void {
+  const { cookieName, bearer, csrf, renewAfter } = life.options
+  const existing = stateOf(request)
+  const found = existing === undefined ? findToken(request.headers, cookieName, bearer) : existing.found
+  // Anonymous traffic: nothing to verify, apply or remember (verifyToken() works it out if asked).
+  if (found === undefined) return done()
+  // Before any verification: a forged request costs no crypto, and is neither logged out nor renewed.
+  if (found.source === 'cookie' && !crossSiteAllowed(csrf, request) && request.routeOptions.config?.tokenCookie?.csrf !== false) {
+    return done(new TokenCrossSiteError())
   }
+  const state = existing ?? stateOf(request, open(life, request, found))
+  // Settled at once unless a revocation check is on its way: then no closure, no promise.
+  const { outcome } = state
+  if (!(outcome instanceof Promise)) return done(applyPolicy(request, state, outcome, renewAfter))
+  settled(state).then((outcome) => done(applyPolicy(request, state, outcome, renewAfter)), done)
+}
 
-  /** A token's claims when its signature is good, whatever its times: what a logout may revoke. */
-  function admit (token: string): AdmittedToken | undefined {
-    const verified = codec.verify(token)
+/** Records this request's last word on the cookie; after onSend (a hook that runs later changed it), writes it at once. */
+function change (life: RequestLifeDeps, reply: FastifyReply, next: CookieChange): void {
+  const state = stateFor(life, reply.request)
+  state.change = next
+  if (sendHookRan(reply)) write(life, reply, state)
+}
+
+/** Writes the state's cookie change, if any, and keeps the response out of shared caches. */
+function write (life: RequestLifeDeps, reply: FastifyReply, state: RequestState): void {
+  const pending = state.change
+  if (pending === undefined) return
+  const lines = linesFor(life, reply, pending)
+  if (lines === undefined) {
+    // Not sent: it waits for another response, and tokenExpiry() in later hooks reports the token the client holds.
+    state.change = undefined
+    return
+  }
+  for (const line of lines) reply.header('set-cookie', line)
+  reply.header('cache-control', privateCacheControl(reply.getHeader('cache-control')))
+  // A CDN's own caching header would win over `private`: a response that sets the cookie goes without it.
+  for (const name of sharedCacheHeaders) if (reply.hasHeader(name)) reply.removeHeader(name)
+}
+
+/**
+ * The Set-Cookie lines of a change. A login, an update and a logout always go; a renewal only with a success, and
+ * neither it nor the clearing of a refused cookie with a response that shared caches may store.
+ */
+function linesFor (life: RequestLifeDeps, reply: FastifyReply, pending: CookieChange): readonly string[] | undefined {
+  switch (pending.kind) {
+    case 'set': return pending.lines
+    case 'clear': return pending.by === 'refusal' && sharedCacheable(reply) ? undefined : life.cookie.clear(reply.request)
+    case 'renew': return reply.statusCode >= 400 || sharedCacheable(reply) ? undefined : renewalLines(life, reply, pending)
+  }
+}
+
+/** Signs a renewal: same session (sid), new token id. */
+function renewalLines (life: RequestLifeDeps, reply: FastifyReply, { claims, lifetime }: Extract<CookieChange, { kind: 'renew' }>): readonly string[] | undefined {
+  let lines: readonly string[]
+  try {
+    lines = life.cookie.set(reply.request, life.codec.sign({ ...claims, jti: randomId() }), lifetime, claims)
+  } catch (error) {
+    // Only a cookie over 4096 bytes gets here; the current cookie stays valid until its exp.
+    reply.request.log.warn({ err: error }, 'fastify-token-cookie: renewal not sent')
+    return undefined
+  }
+  // Never rejects: a store that is down leaves the session's lastSeenAt where it was.
+  if (life.options.store !== undefined) record(life, claims, lifetime, reply.request).catch(() => {})
+  return lines
+}
+
+/** Lists a login, or moves a listed session's lastSeenAt, where the store lists sessions. */
+function record (life: RequestLifeDeps, claims: TimeClaims & Record<string, unknown>, lifetime: Lifetime, request: FastifyRequest): Promise<void> {
+  const { sub, sid } = claims
+  if (life.options.store === undefined || typeof sub !== 'string' || typeof sid !== 'string') return Promise.resolve()
+  const session = { sid, authTime: claims.auth_time, lastSeenAt: claims.iat, expiresAt: absoluteExpiresAt(lifetime, claims), userAgent: userAgentOf(request) }
+  return life.revocations.recordSession(sub, session)
+}
+
+function verifyToken (life: RequestLifeDeps, request: FastifyRequest, verifyOptions: VerifyTokenOptions | undefined): Promise<TokenPayload | null> {
+  let check = plainCheck
+  try {
+    check = resolveVerifyCheck(verifyOptions)
+  } catch (error) {
+    return Promise.reject(error)
+  }
+  const state = stateFor(life, request)
+  const { outcome } = state
+  // Settled by the onRequest hook in all but the earliest hooks: no closure, no extra microtask.
+  if (!(outcome instanceof Promise)) return authenticate(request, state, outcome, check)
+  return settled(state).then((outcome) => authenticate(request, state, outcome, check))
+}
+
+async function setTokenCookie (life: RequestLifeDeps, reply: FastifyReply, payload: object, login: LoginOptions | undefined): Promise<string> {
+  checkLogin(payload, login)
+  const { options, codec, cookie } = life
+  const lifetime = login === undefined ? options.lifetime : resolveLifetime(login, options.lifetime)
+  const times = loginClaims(lifetime, nowSeconds())
+  // The plugin's claims last: a payload cannot set its own times, lifetime, session id or token id.
+  const claims = { ...payload, [lifetimeClaim]: toLifetimeClaim(lifetime), ...times, sid: randomId(), jti: randomId() }
+  const token = codec.sign(claims)
+  life.noteLogin(lifetime)
+  change(life, reply, { kind: 'set', lines: cookie.set(reply.request, token, lifetime, times), expiry: expiryOf(times, lifetime) })
+  await record(life, claims, lifetime, reply.request)
+  return token
+}
+
+async function updateTokenCookie (life: RequestLifeDeps, reply: FastifyReply, claims: object): Promise<string> {
+  checkPayload('updateTokenCookie', claims)
+  const outcome = await settled(stateFor(life, reply.request))
+  if (outcome.kind !== 'verified') throw rejectionOf(outcome)
+  const { claims: current, lifetime } = outcome.token
+  const iat = Math.floor(nowSeconds())
+  // A sliding login's exp moves as a renewal's would; a session or persistent one never gets longer.
+  const exp = lifetime.policy === 'sliding' ? expiresAt(lifetime, iat, current.auth_time) : current.exp
+  const times: TimeClaims = { iat, exp, auth_time: current.auth_time }
+  const token = life.codec.sign({ ...appClaimsOf(claims), [lifetimeClaim]: toLifetimeClaim(lifetime), ...times, sid: current.sid, jti: randomId() })
+  change(life, reply, { kind: 'set', lines: life.cookie.set(reply.request, token, lifetime, times), expiry: expiryOf(times, lifetime) })
+  return token
+}
+
+function clearTokenCookie (life: RequestLifeDeps, reply: FastifyReply): Promise<void> {
+  const state = stateFor(life, reply.request)
+  change(life, reply, logout)
+  const revoked = revokeCarried(life, state)
+  // Awaiting is the caller's choice: a rejection it ignores must not become an unhandled one.
+  revoked.catch(() => {})
+  return revoked
+}
+
+/** Revokes every session of a genuine token the request carried, for as long as it could still be accepted. */
+async function revokeCarried (life: RequestLifeDeps, state: RequestState): Promise<void> {
+  if (life.options.store === undefined) return
+  // A token's claims when its signature is good, whatever its times: what a logout may revoke.
+  const admit = (token: string): AdmittedToken | undefined => {
+    const verified = life.codec.verify(token)
     return isInvalidToken(verified) ? undefined : verified.token
   }
+  const tokens = genuineTokens(state, await settled(state), admit)
+  const now = nowSeconds()
+  await Promise.all(tokens.map((token) => life.revocations.revokeToken(token, now)))
+}
 
-  /** Revokes every session of a genuine token the request carried, for as long as it could still be accepted. */
-  async function revokeCarried (state: RequestState): Promise<void> {
-    if (store === undefined) return
-    const tokens = genuineTokens(state, await settled(state), admit)
-    const now = nowSeconds()
-    await Promise.all(tokens.map((token) => revocations.revokeToken(token, now)))
-  }
-
-  /** Records this request's last word on the cookie; after onSend (a hook that runs later changed it), writes it at once. */
-  function change (reply: FastifyReply, next: CookieChange): void {
-    const state = stateFor(reply.request)
-    state.change = next
-    if (sendHookRan(reply)) write(reply, state)
-  }
-
-  /** Writes the state's cookie change, if any, and keeps the response out of shared caches. */
-  function write (reply: FastifyReply, state: RequestState): void {
-    const pending = state.change
-    if (pending === undefined) return
-    const lines = linesFor(reply, pending)
-    if (lines === undefined) {
-      // Not sent: it waits for another response, and tokenExpiry() in later hooks reports the token the client holds.
-      state.change = undefined
-      return
-    }
-    for (const line of lines) reply.header('set-cookie', line)
-    reply.header('cache-control', privateCacheControl(reply.getHeader('cache-control')))
-    // A CDN's own caching header would win over `private`: a response that sets the cookie goes without it.
-    for (const name of sharedCacheHeaders) if (reply.hasHeader(name)) reply.removeHeader(name)
-  }
-
-  /**
-   * The Set-Cookie lines of a change. A login, an update and a logout always go; a renewal only with a success, and
-   * neither it nor the clearing of a refused cookie with a response that shared caches may store.
-   */
-  function linesFor (reply: FastifyReply, pending: CookieChange): readonly string[] | undefined {
-    switch (pending.kind) {
-      case 'set': return pending.lines
-      case 'clear': return pending.by === 'refusal' && sharedCacheable(reply) ? undefined : cookie.clear(reply.request)
-      case 'renew': return reply.statusCode >= 400 || sharedCacheable(reply) ? undefined : renewalLines(reply, pending)
-    }
-  }
-
-  /** Signs a renewal: same session (sid), new token id. */
-  function renewalLines (reply: FastifyReply, { claims, lifetime }: Extract<CookieChange, { kind: 'renew' }>): readonly string[] | undefined {
-    let lines: readonly string[]
-    try {
-      lines = cookie.set(reply.request, codec.sign({ ...claims, jti: randomId() }), lifetime, claims)
-    } catch (error) {
-      // Only a cookie over 4096 bytes gets here; the current cookie stays valid until its exp.
-      reply.request.log.warn({ err: error }, 'fastify-token-cookie: renewal not sent')
-      return undefined
-    }
-    // Never rejects: a store that is down leaves the session's lastSeenAt where it was.
-    if (store !== undefined) record(claims, lifetime, reply.request).catch(() => {})
-    return lines
-  }
-
-  /** Lists a login, or moves a listed session's lastSeenAt, where the store lists sessions. */
-  function record (claims: TimeClaims & Record<string, unknown>, lifetime: Lifetime, request: FastifyRequest): Promise<void> {
-    const { sub, sid } = claims
-    if (store === undefined || typeof sub !== 'string' || typeof sid !== 'string') return Promise.resolve()
-    const session = { sid, authTime: claims.auth_time, lastSeenAt: claims.iat, expiresAt: absoluteExpiresAt(lifetime, claims), userAgent: userAgentOf(request) }
-    return revocations.recordSession(sub, session)
-  }
-
+/** The hooks and decorators, bound to what this registration of the plugin works with. */
+export function createRequestLife (life: RequestLifeDeps): RequestLife {
   return {
-    onRequest (request, reply, done) {
-      const existing = stateOf(request)
-      const found = existing === undefined ? findToken(request.headers, cookieName, bearer) : existing.found
-      // Anonymous traffic: nothing to verify, apply or remember (verifyToken() works it out if asked).
-      if (found === undefined) return done()
-      // Before any verification: a forged request costs no crypto, and is neither logged out nor renewed.
-      if (found.source === 'cookie' && !crossSiteAllowed(csrf, request) && request.routeOptions.config?.tokenCookie?.csrf !== false) {
-        return done(new TokenCrossSiteError())
-      }
-      const state = existing ?? stateOf(request, open(request, found))
-      // Settled at once unless a revocation check is on its way: then no closure, no promise.
-      const { outcome } = state
-      if (!(outcome instanceof Promise)) return done(applyPolicy(request, state, outcome, renewAfter))
-      settled(state).then((outcome) => done(applyPolicy(request, state, outcome, renewAfter)), done)
-    },
-
+    onRequest: (request, _reply, done) => onRequest(life, request, done),
     onSend (request, reply, payload, done) {
       const state = stateOf(request)
-      if (state !== undefined) write(reply, state)
+      if (state !== undefined) write(life, reply, state)
       sendHookRan(reply, true)
       done(null, payload)
     },
-
-    verifyToken (this: FastifyRequest, verifyOptions?: VerifyTokenOptions) {
-      let check = plainCheck
-      try {
-        check = resolveVerifyCheck(verifyOptions)
-      } catch (error) {
-        return Promise.reject(error)
-      }
-      const state = stateFor(this)
-      const { outcome } = state
-      // Settled by the onRequest hook in all but the earliest hooks: no closure, no extra microtask.
-      if (!(outcome instanceof Promise)) return authenticate(this, state, outcome, check)
-      return settled(state).then((outcome) => authenticate(this, state, outcome, check))
-    },
-
-    async setTokenCookie (this: FastifyReply, payload, login) {
-      checkLogin(payload, login)
-      const lifetime = login === undefined ? options.lifetime : resolveLifetime(login, options.lifetime)
-      const times = loginClaims(lifetime, nowSeconds())
-      // The plugin's claims last: a payload cannot set its own times, lifetime, session id or token id.
-      const claims = { ...payload, [lifetimeClaim]: toLifetimeClaim(lifetime), ...times, sid: randomId(), jti: randomId() }
-      const token = codec.sign(claims)
-      noteLogin(lifetime)
-      change(this, { kind: 'set', lines: cookie.set(this.request, token, lifetime, times), expiry: expiryOf(times, lifetime) })
-      await record(claims, lifetime, this.request)
-      return token
-    },
-
-    async updateTokenCookie (this: FastifyReply, claims) {
-      checkPayload('updateTokenCookie', claims)
-      const state = stateFor(this.request)
-      const outcome = await settled(state)
-      if (outcome.kind !== 'verified') throw rejectionOf(outcome)
-      const { claims: current, lifetime } = outcome.token
-      const iat = Math.floor(nowSeconds())
-      // A sliding login's exp moves as a renewal's would; a session or persistent one never gets longer.
-      const exp = lifetime.policy === 'sliding' ? expiresAt(lifetime, iat, current.auth_time) : current.exp
-      const times: TimeClaims = { iat, exp, auth_time: current.auth_time }
-      const token = codec.sign({ ...appClaimsOf(claims), [lifetimeClaim]: toLifetimeClaim(lifetime), ...times, sid: current.sid, jti: randomId() })
-      change(this, { kind: 'set', lines: cookie.set(this.request, token, lifetime, times), expiry: expiryOf(times, lifetime) })
-      return token
-    },
-
-    clearTokenCookie (this: FastifyReply) {
-      const state = stateFor(this.request)
-      change(this, logout)
-      const revoked = revokeCarried(state)
-      // Awaiting is the caller's choice: a rejection it ignores must not become an unhandled one.
-      revoked.catch(() => {})
-      return revoked
-    },
-
-    tokenExpiry (this: FastifyRequest) {
-      return tokenExpiryOf(stateFor(this))
-    }
+    verifyToken (options) { return verifyToken(life, this, options) },
+    setTokenCookie (payload, login) { return setTokenCookie(life, this, payload, login) },
+    updateTokenCookie (claims) { return updateTokenCookie(life, this, claims) },
+    clearTokenCookie () { return clearTokenCookie(life, this) },
+    tokenExpiry () { return tokenExpiryOf(stateFor(life, this)) }
   }
 }

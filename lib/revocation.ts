@@ -44,10 +44,15 @@ export interface Revocations {
   listSessions: (sub: string) => Promise<SessionInfo[]>
 }
 
-export function createRevocations (options: ResolvedOptions, log: FastifyBaseLogger): Revocations {
-  const { store, storeTimeout, failOpen, isRevoked, clockTolerance } = options
-  const storeCall = storeCaller(storeTimeout, failOpen, log)
+type StoreCall = <T>(call: () => Promise<T>) => Promise<T>
 
+export function createRevocations (options: ResolvedOptions, log: FastifyBaseLogger): Revocations {
+  const storeCall = storeCaller(options.storeTimeout, options.failOpen, log)
+  return { ...checks(options, storeCall), ...storeWrites(options, storeCall) }
+}
+
+/** What a request's verified token is checked against: the store, then `isRevoked`. */
+function checks ({ store, failOpen, isRevoked }: ResolvedOptions, storeCall: StoreCall): Pick<Revocations, 'active' | 'verdict'> {
   const storeVerdict = store === undefined
     ? undefined
     : async (claims: Readonly<TokenPayload>): Promise<Verdict> => {
@@ -58,17 +63,6 @@ export function createRevocations (options: ResolvedOptions, log: FastifyBaseLog
         return failOpen ? clear : { kind: 'unavailable', error: error as InstanceType<typeof StoreUnavailableError> }
       }
     }
-
-  function storeOrFail (): NonNullable<typeof store> {
-    if (store === undefined) throw new OptionsError('store is needed to revoke sessions: register with store: true or a RevocationStore')
-    return store
-  }
-
-  async function revokeSession (sid: string, ttl: number): Promise<void> {
-    const target = storeOrFail()
-    await storeCall(() => target.revokeSession(sid, ttl))
-  }
-
   return {
     active: store !== undefined || isRevoked !== undefined,
     async verdict (claims, payloadOf, request) {
@@ -83,7 +77,21 @@ export function createRevocations (options: ResolvedOptions, log: FastifyBaseLog
       } catch (error) {
         return { kind: 'failed', error: error instanceof Error ? error : new RevocationCheckError(describeThrown(error), { cause: error }) }
       }
-    },
+    }
+  }
+}
+
+/** What is written to and listed from the store: revocations and the sessions a user can see. */
+function storeWrites ({ store, clockTolerance }: ResolvedOptions, storeCall: StoreCall): Omit<Revocations, 'active' | 'verdict'> {
+  function storeOrFail (): NonNullable<typeof store> {
+    if (store === undefined) throw new OptionsError('store is needed to revoke sessions: register with store: true or a RevocationStore')
+    return store
+  }
+  const revokeSession = async (sid: string, ttl: number): Promise<void> => {
+    const target = storeOrFail()
+    await storeCall(() => target.revokeSession(sid, ttl))
+  }
+  return {
     async revokeToken ({ claims, lifetime }, now) {
       const ttl = Math.ceil(absoluteExpiresAt(lifetime, claims) + clockTolerance - now)
       // A token past its session's end (and the tolerance) is accepted nowhere: nothing to revoke.
@@ -97,8 +105,7 @@ export function createRevocations (options: ResolvedOptions, log: FastifyBaseLog
     },
     async recordSession (sub, session) {
       const record = store?.recordSession
-      if (record === undefined) return
-      await storeCall(() => record.call(store, sub, session)).catch(() => {})
+      if (record !== undefined) await storeCall(() => record.call(store, sub, session)).catch(() => {})
     },
     async listSessions (sub) {
       const target = storeOrFail()
@@ -112,7 +119,7 @@ export function createRevocations (options: ResolvedOptions, log: FastifyBaseLog
 }
 
 /** Store calls with a timeout: one warning when the store goes, one note when it is back, not one line per request. */
-function storeCaller (timeout: number, failOpen: boolean, log: FastifyBaseLogger): <T>(call: () => Promise<T>) => Promise<T> {
+function storeCaller (timeout: number, failOpen: boolean, log: FastifyBaseLogger): StoreCall {
   let storeDown = false
   return <T>(call: () => Promise<T>) => new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no answer within ${timeout * 1000} ms`)), timeout * 1000)

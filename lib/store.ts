@@ -65,8 +65,35 @@ interface Entry {
  */
 export function memoryStore ({ max = 100_000, onEvict = (message) => process.emitWarning(message) }: MemoryStoreOptions = {}): RevocationStore {
   if (!Number.isSafeInteger(max) || max < 1) throw new TypeError('memoryStore: max must be a positive integer')
+  const revocations = memoryRevocations(max, onEvict)
+  const { read, write } = revocations
+  const lists = memorySessionLists(max, (sid, sub, authTime) => {
+    const userRevokedAt = read(`u:${sub}`)?.at
+    return read(`s:${sid}`) !== undefined || (userRevokedAt !== undefined && authTime <= userRevokedAt)
+  })
+  return {
+    async check (sid, sub) {
+      return { sessionRevoked: read(`s:${sid}`) !== undefined, userRevokedAt: sub === undefined ? undefined : read(`u:${sub}`)?.at }
+    },
+    async revokeSession (sid, ttl) {
+      write(`s:${sid}`, 0, ttl)
+    },
+    async revokeUser (sub, at, ttl) {
+      write(`u:${sub}`, at, ttl)
+      lists.live(sub)
+    },
+    async recordSession (sub, session) {
+      lists.record(sub, session)
+    },
+    async listSessions (sub) {
+      return [...(lists.live(sub)?.values() ?? [])].map((session) => ({ ...session }))
+    }
+  }
+}
+
+/** Revocations by key (`s:<sid>`, `u:<sub>`), bounded by `max`. */
+function memoryRevocations (max: number, onEvict: (message: string) => void) {
   const entries = new Map<string, Entry>()
-  const sessions = new Map<string, Map<string, SessionInfo>>()
   let warned = false
 
   function read (key: string): Entry | undefined {
@@ -99,44 +126,34 @@ export function memoryStore ({ max = 100_000, onEvict = (message) => process.emi
     entries.set(key, { at: Math.max(at, existing?.at ?? at), expiresAt: Math.max(expiresAt, existing?.expiresAt ?? expiresAt) })
   }
 
+  return { read, write }
+}
+
+/** Each user's listed sessions (at most `maxListedSessions`), for at most `max` users. */
+function memorySessionLists (max: number, isRevoked: (sid: string, sub: string, authTime: number) => boolean) {
+  const sessions = new Map<string, Map<string, SessionInfo>>()
+
   /** The user's listed sessions, less those that ended or were revoked. */
-  function liveSessions (sub: string): Map<string, SessionInfo> | undefined {
+  function live (sub: string): Map<string, SessionInfo> | undefined {
     const listed = sessions.get(sub)
     if (listed === undefined) return undefined
     const now = Date.now() / 1000
-    const userRevokedAt = read(`u:${sub}`)?.at
-    for (const [sid, session] of listed) {
-      const revoked = read(`s:${sid}`) !== undefined || (userRevokedAt !== undefined && session.authTime <= userRevokedAt)
-      if (revoked || session.expiresAt <= now) listed.delete(sid)
-    }
+    for (const [sid, session] of listed) if (session.expiresAt <= now || isRevoked(sid, sub, session.authTime)) listed.delete(sid)
     if (listed.size === 0) sessions.delete(sub)
     return listed
   }
 
-  return {
-    async check (sid, sub) {
-      return { sessionRevoked: read(`s:${sid}`) !== undefined, userRevokedAt: sub === undefined ? undefined : read(`u:${sub}`)?.at }
-    },
-    async revokeSession (sid, ttl) {
-      write(`s:${sid}`, 0, ttl)
-    },
-    async revokeUser (sub, at, ttl) {
-      write(`u:${sub}`, at, ttl)
-      liveSessions(sub)
-    },
-    async recordSession (sub, session) {
-      const listed = liveSessions(sub) ?? new Map<string, SessionInfo>()
-      const known = listed.get(session.sid)
-      listed.set(session.sid, known === undefined ? { ...session } : { ...known, lastSeenAt: session.lastSeenAt, expiresAt: session.expiresAt })
-      if (listed.size > maxListedSessions) listed.delete(soonestEnding(listed))
-      // Users' lists count against `max` as well: the one listed first goes first.
-      if (!sessions.has(sub) && sessions.size >= max) sessions.delete(sessions.keys().next().value as string)
-      sessions.set(sub, listed)
-    },
-    async listSessions (sub) {
-      return [...(liveSessions(sub)?.values() ?? [])].map((session) => ({ ...session }))
-    }
+  function record (sub: string, session: SessionInfo): void {
+    const listed = live(sub) ?? new Map<string, SessionInfo>()
+    const known = listed.get(session.sid)
+    listed.set(session.sid, known === undefined ? { ...session } : { ...known, lastSeenAt: session.lastSeenAt, expiresAt: session.expiresAt })
+    if (listed.size > maxListedSessions) listed.delete(soonestEnding(listed))
+    // Users' lists count against `max` as well: the one listed first goes first.
+    if (!sessions.has(sub) && sessions.size >= max) sessions.delete(sessions.keys().next().value as string)
+    sessions.set(sub, listed)
   }
+
+  return { live, record }
 }
 
 function soonestEnding (listed: Map<string, SessionInfo>): string {
