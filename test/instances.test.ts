@@ -174,7 +174,9 @@ if (haveRedis()) {
       t.equal(rejection.outcome, 'FST_TOKEN_COOKIE_REVOKED', `${rejection.instance} rejects the token ${rejection.name === 'first' ? 'of the login' : `renewed on ${rejection.name}`}`)
       t.equal(rejection.cookie, '', 'and clears its cookie')
     }
-    t.ok(elapsed < 1000, `B and C rejected all ${rejections.length} tokens ${Math.round(elapsed)} ms after the logout answered`)
+    // The rejections above are what "at once" means: every request was sent after the logout answered. The time
+    // only guards against answers held back; a loaded machine takes its time over 12 requests to two processes.
+    t.ok(elapsed < 5000, `B and C rejected all ${rejections.length} tokens ${Math.round(elapsed)} ms after the logout answered`)
     for (const instance of [a, b, c]) t.equal(outcome(await get(instance, '/private', bob)), 200, `bob's session is untouched on ${instance.name}`)
 
     // Log out everywhere on B: carol's sessions on A and C go too.
@@ -205,8 +207,11 @@ if (haveRedis()) {
     t.equal(outcome(await request(c, 'POST', '/logout', revoked)), 200, 'erin logs out before the outage')
     for (const instance of [a, b, c, d]) t.equal(outcome(await get(instance, '/private', token)), 200)
 
-    // Traffic on every instance, protected and public, until the end of the test.
-    const seen: Array<{ instance: string, path: string, status: number, cookie: string | undefined, phase: string }> = []
+    // Traffic on every instance, protected and public, until the end of the test. Each answer is kept with the
+    // phase its request was sent in and the phase it came back in: a request sent just before Redis is killed may
+    // be answered 503, so only requests sent and answered within one phase say what that phase answers.
+    type Seen = { instance: string, path: string, status: number, cookie: string | undefined, phase: string, ended: string }
+    const seen: Seen[] = []
     let phase = 'before'
     const traffic = { running: true }
     const failures: unknown[] = []
@@ -216,7 +221,7 @@ if (haveRedis()) {
           const started = phase
           try {
             const answer = await get(instance, path, token)
-            seen.push({ instance: instance.name, path, status: answer.status, cookie: answer.cookie, phase: started })
+            seen.push({ instance: instance.name, path, status: answer.status, cookie: answer.cookie, phase: started, ended: phase })
           } catch (error) {
             failures.push(error)
           }
@@ -226,10 +231,15 @@ if (haveRedis()) {
     }))
     t.teardown(() => { traffic.running = false })
 
-    await sleep(200)
+    // Answers within a phase, per instance and path.
+    const within = (name: string, which: string, path?: string): Seen[] =>
+      seen.filter((entry) => entry.instance === name && entry.phase === which && entry.ended === which && (path === undefined || entry.path === path))
+    const everyPath = (which: string) => async () => [a, b, c, d].every((instance) =>
+      within(instance.name, which, '/private').length > 0 && within(instance.name, which, '/public').length > 0)
+    t.ok(await until(everyPath('before'), 10_000), 'traffic on every instance before the outage')
     phase = 'down'
     await redis.stop('SIGKILL')
-    t.ok(await until(async () => (await get(b, '/private', token)).status === 503, 5000), 'protected routes answer 503 soon')
+    t.ok(await until(async () => (await get(b, '/private', token)).status === 503, 10_000), 'protected routes answer 503 soon')
     const down = await Promise.all(closed.map(async (instance) => [instance, await get(instance, '/private', token), await get(instance, '/public', token)] as const))
     for (const [instance, privateRoute, publicRoute] of down) {
       t.equal(outcome(privateRoute), 'FST_TOKEN_COOKIE_STORE_UNAVAILABLE', `${instance.name}: 503 on a protected route`)
@@ -242,7 +252,10 @@ if (haveRedis()) {
     t.equal(outcome(await get(a, '/private')), 'FST_TOKEN_COOKIE_MISSING', 'no token, no store: 401')
     const newLogin = await logIn(c, 'frank')
     t.ok(newLogin, 'logins go on during the outage')
-    await sleep(1000) // traffic while down
+    // Traffic while down: enough requests on each instance to tell one warning per outage from one per request
+    // (A, B and D wait storeTimeout, 1 s, on each protected request).
+    const sentDown = (name: string): number => seen.filter((entry) => entry.instance === name && entry.phase === 'down').length
+    t.ok(await until(async () => [a, b, d].every((instance) => sentDown(instance.name) >= 6), 30_000), 'traffic on every instance during the outage')
 
     await redis.start()
     phase = 'restarted'
@@ -253,7 +266,7 @@ if (haveRedis()) {
       t.equal(outcome(await get(instance, '/private', revoked)), 'FST_TOKEN_COOKIE_REVOKED', `${instance.name}: erin's logout from before the outage holds`)
       t.equal(outcome(await get(instance, '/private', newLogin)), 200, `${instance.name}: frank's login from the outage works`)
     }
-    await sleep(200)
+    t.ok(await until(everyPath('after'), 10_000), 'traffic on every instance once recovered')
     traffic.running = false
     await trafficDone
 
@@ -262,18 +275,22 @@ if (haveRedis()) {
     t.same(statuses((entry) => entry.instance !== 'D' && entry.path === '/private'), [200, 503], 'protected routes: 200, or 503 while Redis was down')
     t.same(statuses((entry) => entry.path === '/public'), [200], 'public routes: always 200')
     t.same(statuses((entry) => entry.instance === 'D'), [200], 'failOpen: always 200')
-    t.same(statuses((entry) => entry.phase === 'before'), [200], 'all 200 before the outage')
-    t.same(statuses((entry) => entry.phase === 'after'), [200], 'and all 200 once recovered')
+    t.same(statuses((entry) => entry.phase === 'before' && entry.ended === 'before'), [200], 'all 200 before the outage')
+    t.same(statuses((entry) => entry.phase === 'after' && entry.ended === 'after'), [200], 'and all 200 once recovered')
     t.same(seen.filter((entry) => entry.cookie !== undefined), [], 'the cookie was never cleared nor renewed')
     t.ok(seen.filter((entry) => entry.phase === 'down').length > 20, `traffic during the outage (${seen.length} requests in all)`)
 
+    // An instance's log lines come through a pipe, apart from its HTTP answers: they may come after the answers
+    // that followed them. Wait until every outage logged has its end logged (or the deadline), then count.
+    const settled = (instance: Instance): boolean => storeLines(instance, 30).length >= 1 && storeLines(instance, 30).length === storeLines(instance, 40).length
+    await until(async () => [a, b, c, d].every(settled), 10_000)
     // C fails fast: exactly one warning and one note. The others decide by storeTimeout, and a machine that stalls
     // past it could log a short outage of its own: each outage they log has its end logged, far fewer than requests.
     t.equal(storeLines(c, 40).length, 1, 'C logged the outage once at warn')
     t.equal(storeLines(c, 30).length, 1, 'C logged its end once at info')
     for (const instance of [a, b, d]) {
       const warnings = storeLines(instance, 40).length
-      const during = seen.filter((entry) => entry.instance === instance.name && entry.phase === 'down').length
+      const during = sentDown(instance.name)
       t.ok(warnings >= 1, `${instance.name} logged the outage at warn`)
       t.equal(storeLines(instance, 30).length, warnings, `${instance.name} logged its end at info`)
       t.ok(warnings * 3 <= during, `${instance.name}: ${warnings} warning(s) for ${during} requests during the outage`)

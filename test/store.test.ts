@@ -67,7 +67,10 @@ test('logout revokes the session: the old token, its copies and a renewal from a
   const app = await storeApp(t)
   let release!: () => void
   const released = new Promise<void>((resolve) => { release = resolve })
+  let entered!: () => void
+  const inHandler = new Promise<void>((resolve) => { entered = resolve })
   app.get('/slow', async () => {
+    entered()
     await released
     return { ok: true }
   })
@@ -75,7 +78,7 @@ test('logout revokes the session: the old token, its copies and a renewal from a
   clock.tick(20 * minutes)
   // A request that verified before logout, renews, and answers after it.
   const inFlight = app.inject({ url: '/slow', headers: { cookie } })
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  await inHandler // past the plugin's hooks: the token was checked
   const logout = await app.inject({ method: 'POST', url: '/logout-await', headers: { cookie } })
   t.equal(logout.statusCode, 200)
   t.equal(tokenCookieOf(logout)?.value, '', 'the cookie is cleared')
@@ -220,7 +223,8 @@ test('a store that hangs times out after storeTimeout; failOpen lets tokens thro
   const began = performance.now()
   const response = await app.inject({ url: '/private', headers: { cookie } })
   t.equal(response.json().code, 'FST_TOKEN_COOKIE_STORE_UNAVAILABLE')
-  t.ok(performance.now() - began < 1000, 'answered after the timeout, not never')
+  // A store that hangs would leave the request unanswered (tap's timeout); the margin is for a loaded machine.
+  t.ok(performance.now() - began < 10_000, 'answered after the timeout, not never')
   const open = instrumented()
   open.state.failing = true
   const openApp = await storeApp(t, { store: open.store, failOpen: true })

@@ -1,8 +1,9 @@
 // The instruction-count benchmark runs (CI checks that it counts, not its numbers).
-// Needs the build (`npm test` builds before tap) and valgrind (`apt-get install -y valgrind`); skipped without it.
+// Not part of `npm test`: `npm run test:bench` builds, then runs test/bench/ (CI runs it once).
+// Needs valgrind (`apt-get install -y valgrind`); skipped without it.
 import { spawnSync } from 'node:child_process'
 import { test } from 'tap'
-import { runBench } from './helpers/run-bench.js'
+import { runBench } from '../helpers/run-bench.js'
 
 test('npm run bench:instructions -- --quick: bare and the plugin counted, a table printed, exit 0', async (t) => {
   if (spawnSync('valgrind', ['--version']).status !== 0) {

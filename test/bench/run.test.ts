@@ -1,7 +1,7 @@
 // The benchmark runs (CI checks that it runs and that every variant answers as designed, not its numbers).
-// Needs the build (`npm test` builds before tap).
+// Not part of `npm test`: `npm run test:bench` builds, then runs test/bench/ (CI runs it once).
 import { test } from 'tap'
-import { runBench } from './helpers/run-bench.js'
+import { runBench } from '../helpers/run-bench.js'
 
 const rows = ['1', '1b', '2', '3', '4', '4b', '5', '6', '7', '8', '9', '10', '11']
 
