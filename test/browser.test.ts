@@ -109,13 +109,10 @@ if (!hasChromium) {
     const iat = login.e - idle
     t.equal(login.a, iat + absolute, 'the cap is login time + absolute')
 
-    // Before the threshold a request does not renew. Only checked when the answer came back in time: on a
-    // slow machine this request may come after the threshold, and renew.
+    // Before the threshold a request does not renew (on a slow machine the answer may come after it, and renew).
     const early = await fetchInPage(page, '/api/me')
-    if (early.at < iat + idle * renewAfter) {
-      t.match(early, { status: 200, body: { renewed: false, expiry: { expiresAt: login.e } } }, 'not renewed before the threshold')
-      t.same(await pageHint(page), login, 'hint unchanged')
-    }
+    const unchanged = early.body.renewed === false && early.body.expiry.expiresAt === login.e
+    t.ok(early.status === 200 && (unchanged || early.at >= iat + idle * renewAfter), 'not renewed before the threshold')
 
     // Past the threshold of the current token, a click on the page's API button renews: token.exp moves forward.
     const before = (await pageHint(page))!
@@ -154,6 +151,7 @@ if (!hasChromium) {
     const seen: Hint[] = [login]
     let last: ApiAnswer | undefined
     let answer: ApiAnswer
+    const lateAnswers: number[] = []
     // The page watches the hint too, and asks the server once it reaches the cap: the first 401 may be its.
     const refused = firstRefusal(page, short, (absolute + 30) * 1000)
     // Activity every 400 ms, far inside the idle window, until the server says no.
@@ -164,10 +162,11 @@ if (!hasChromium) {
       // (null if the page has just seen the cap and had the server clear the cookies)
       const hint = await pageHint(page)
       if (hint !== null && hint.e !== seen[seen.length - 1].e) seen.push(hint)
-      t.ok(answer.at < login.a + 1, 'no answer of 200 after the cap')
+      if (answer.at >= login.a + 1) lateAnswers.push(answer.at)
       if (answer.at > login.a + 2) break
       await new Promise((resolve) => setTimeout(resolve, 400))
     }
+    t.same(lateAnswers, [], 'no answer of 200 after the cap')
     const first = await refused
     t.match(first, { body: { code: 'FST_TOKEN_COOKIE_EXPIRED' } }, `ended: expired (answering ${first.path})`)
     t.ok(first.at >= login.a, 'not before the cap')
@@ -198,13 +197,15 @@ if (!hasChromium) {
     // Keep polling: the session still ends at the first exp (the page's own check may be the one refused).
     const refused = firstRefusal(page, short, (idle + 30) * 1000)
     let answer: ApiAnswer
+    const extended: number[] = []
     do {
       answer = await fetchInPage(page, '/api/poll')
       if (answer.status === 200) {
-        t.equal(answer.body.expiry.expiresAt, login.e, 'never extended')
+        if (answer.body.expiry.expiresAt !== login.e) extended.push(answer.body.expiry.expiresAt)
         await new Promise((resolve) => setTimeout(resolve, 300))
       }
     } while (answer.status === 200)
+    t.same(extended, [], 'never extended')
     const first = await refused
     t.match(first, { path: '/api/poll', body: { code: 'FST_TOKEN_COOKIE_EXPIRED' } }, 'expired while polling')
     t.ok(first.at >= login.e, 'at the exp of the login token')
