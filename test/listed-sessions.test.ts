@@ -1,11 +1,9 @@
 // "Where you're signed in": every login is listed with a store until its session ends; renewals move
 // lastSeenAt; revocations remove what they revoke; an ordinary request writes nothing. memoryStore and Redis.
-import { Redis } from 'ioredis'
 import { test, type Test } from 'tap'
 import { memoryStore, type RevocationStore, type SessionInfo } from '../index.js'
-import { redisStore } from '../redis.js'
 import { buildApp, claimsOf, fakeClock, tokenCookieOf } from './helpers/app.js'
-import { haveRedis, startRedis } from './helpers/redis.js'
+import { haveRedis, redisStoreFor } from './helpers/redis.js'
 
 const minute = 60 * 1000
 
@@ -14,13 +12,7 @@ const backends: Backend[] = [{ name: 'memoryStore', store: async () => memorySto
 if (haveRedis()) {
   backends.push({
     name: 'Redis',
-    async store (t) {
-      const server = await startRedis(t)
-      const client = new Redis({ host: server.host, port: server.port })
-      client.on('error', () => {})
-      t.teardown(() => client.disconnect())
-      return redisStore({ client })
-    }
+    store: async (t) => (await redisStoreFor(t)).store
   })
 }
 

@@ -3,12 +3,11 @@
 // (a fake clock runs the store's expiry too) and on a real Redis (its key TTLs are read back).
 // Logout revokes a genuine token past its idle end, and every genuine value of a duplicated cookie.
 import { performance } from 'node:perf_hooks'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { test, type Test } from 'tap'
 import { memoryStore, type RevocationStore, type TokenCookieOptions } from '../index.js'
-import { redisStore } from '../redis.js'
 import { buildApp, claimsOf, fakeClock, login, tokenCookieOf } from './helpers/app.js'
-import { haveRedis, startRedis } from './helpers/redis.js'
+import { haveRedis, redisStoreFor } from './helpers/redis.js'
 
 const second = 1000
 const minute = 60 * second
@@ -29,12 +28,9 @@ if (haveRedis()) {
   backends.push({
     name: 'Redis',
     async store (t) {
-      const server = await startRedis(t)
-      const redis = new Redis({ host: server.host, port: server.port })
-      redis.on('error', () => {})
-      t.teardown(() => redis.disconnect())
-      client = redis
-      return redisStore({ client: redis })
+      const redis = await redisStoreFor(t)
+      client = redis.client
+      return redis.store
     },
     async keptFor (sid, since) {
       const pttl = await client!.pttl(`tc:s:${sid}`)

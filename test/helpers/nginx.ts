@@ -6,28 +6,16 @@
 // A response with a session cookie that this cache stores is handed, cookie and all, to the next user. A stale
 // copy is revalidated with the ETag it has (`proxy_cache_revalidate`): how an app's 304 reaches a shared cache.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
+import { findBinary } from './binaries.js'
 import { freePort } from './redis.js'
 
 /** The nginx binary: `$NGINX`, else the first on PATH (or in /usr/sbin, /usr/bin). */
-export const nginxPath: string | undefined = findNginx()
-
-function findNginx (): string | undefined {
-  const candidates = process.env.NGINX !== undefined
-    ? [process.env.NGINX]
-    : [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/bin', '/usr/local/sbin'].filter(Boolean).map((dir) => join(dir, 'nginx'))
-  for (const candidate of candidates) {
-    try {
-      accessSync(candidate, constants.X_OK)
-      return candidate
-    } catch {}
-  }
-  return undefined
-}
+export const nginxPath: string | undefined = findBinary('nginx', 'NGINX')
 
 export interface SharedCache {
   /** `http://127.0.0.1:<port>`: where clients send their requests. */

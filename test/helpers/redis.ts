@@ -1,28 +1,19 @@
 // A real redis-server for the tests: started on 127.0.0.1 on a free port, stopped in teardown, and stoppable and
 // startable again (same port, same data directory) for the fault tests. No mocks of Redis anywhere.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { createConnection, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
+import { Redis } from 'ioredis'
+import type { RevocationStore } from '../../index.js'
+import { redisStore } from '../../redis.js'
+import { findBinary } from './binaries.js'
 
 /** The redis-server binary: `$REDIS_SERVER`, else the first on PATH (or in /usr/bin, /usr/sbin). */
-export const redisServerPath: string | undefined = findRedisServer()
-
-function findRedisServer (): string | undefined {
-  const candidates = process.env.REDIS_SERVER !== undefined
-    ? [process.env.REDIS_SERVER]
-    : [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/sbin', '/usr/local/bin'].filter(Boolean).map((dir) => join(dir, 'redis-server'))
-  for (const candidate of candidates) {
-    try {
-      accessSync(candidate, constants.X_OK)
-      return candidate
-    } catch {}
-  }
-  return undefined
-}
+export const redisServerPath: string | undefined = findBinary('redis-server', 'REDIS_SERVER')
 
 /**
  * True when redis-server is there. Otherwise prints the one line that says how to get it, and the file
@@ -166,4 +157,13 @@ export async function startRedis (t: Test, { persist = false }: RedisServerOptio
     stop,
     command: async (...command: string[]) => await sendCommand(port, command)
   }
+}
+
+/** A redisStore on a redis-server of this test, through an ioredis client closed in teardown. */
+export async function redisStoreFor (t: Test): Promise<{ store: RevocationStore, client: Redis, server: RedisServer }> {
+  const server = await startRedis(t)
+  const client = new Redis({ host: server.host, port: server.port })
+  client.on('error', () => {})
+  t.teardown(() => client.disconnect())
+  return { store: redisStore({ client }), client, server }
 }
