@@ -37,7 +37,8 @@ export function sharedCacheable (response: CachedResponse): boolean {
     const directives = directivesOf(cacheControl)
     if (directives.some(named('public')) || directives.some(named('s-maxage'))) return true
   }
-  return sharedCacheHeaders.some((name) => keptBy(name, response.getHeader(name)))
+  for (const name of sharedCacheHeaders) if (keptBy(name, response.getHeader(name))) return true
+  return false
 }
 
 /** `Cache-Control` for a response that sets the cookie: never `public`, and `private` unless `private` or `no-store`. */
