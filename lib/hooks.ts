@@ -180,8 +180,11 @@ function write (life: RequestLifeDeps, reply: FastifyReply, state: RequestState)
   }
   for (const line of lines) reply.header('set-cookie', line)
   reply.header('cache-control', privateCacheControl(reply.getHeader('cache-control')))
-  // A CDN's own caching header would win over `private`: a response that sets the cookie goes without it.
-  for (const name of sharedCacheHeaders) if (reply.hasHeader(name)) reply.removeHeader(name)
+  // A CDN's own caching header would win over `private`: a response that sets the cookie goes without it. (A renewal
+  // or a refusal's clearing is written only where no such header keeps the response: nothing to remove.)
+  if (pending.kind === 'set' || (pending.kind === 'clear' && pending.by === 'logout')) {
+    for (const name of sharedCacheHeaders) if (reply.hasHeader(name)) reply.removeHeader(name)
+  }
 }
 
 /**
