@@ -63,12 +63,13 @@ export const maxTokenBytes = 4096
 /**
  * How many verified tokens are remembered by default: a token is verified once, then found by one lookup while it
  * stays among the last this many verified. More distinct tokens in use than that and each is verified anew (once
- * per lap); the `cacheSize` option raises the bound, at some 900 bytes per token.
+ * per lap); the `cacheSize` option raises the bound, at about 850 bytes per token of 350 bytes.
  */
 export const verifiedCacheSize = 4096
 
 // Three base64url segments: a JWS in compact form, nothing else (no JWE, no padding).
 const compactJws = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
+const base64urlAlphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
 // Header parameters that ask the verifier to trust something the token itself brings.
 const refusedHeaders = ['crit', 'jwk', 'jku', 'x5u', 'x5c', 'x5t', 'x5t#S256']
 // Keys that would reach an object's prototype when copied.
@@ -311,8 +312,7 @@ export function isCanonicalBase64url (token: string, start: number): boolean {
   if (rest === 0) return true
   if (rest === 1) return false
   // The 6-bit value of the last character: 2 characters carry 1 byte (4 bits unused), 3 carry 2 (2 bits unused).
-  const code = token.charCodeAt(token.length - 1)
-  const value = code >= 97 ? code - 71 : code >= 65 ? code - 65 : code >= 48 ? code + 4 : code === 45 ? 62 : 63
+  const value = base64urlAlphabet.indexOf(token[token.length - 1])
   return (value & (rest === 2 ? 15 : 3)) === 0
 }
 

@@ -159,6 +159,11 @@ test('verify options the codec does not check itself: fast-jwt verifies HS256 to
   t.equal(hmacs.count, 0)
 })
 
+test('a verifier that throws something other than an Error: INVALID all the same', async (t) => {
+  const codec = createCodec([{ kid: undefined, algorithm: 'RS256', jwt: { sign: () => 'unused', verify: () => { throw 'no' } } }], admitAll) // eslint-disable-line no-throw-literal
+  t.match(codec.verify(`${b64url(JSON.stringify({ alg: 'RS256' }))}.${b64url('{}')}.c2ln`), { code: 'FST_TOKEN_COOKIE_INVALID', message: /did not verify/ })
+})
+
 test('base64url canonical check: the same verdict as a Buffer round trip, for every last character and length', async (t) => {
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
   let checked = 0

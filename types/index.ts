@@ -181,7 +181,7 @@ export interface TokenCookieOptions extends LoginOptions {
   /**
    * How many verified tokens each instance remembers (default 4096), so that a token's signature and JSON are
    * checked once, not on every request. Tokens beyond the last this many verified are verified again when they
-   * come back. Some 900 bytes each when full: a busy instance can set it to the number of sessions it serves.
+   * come back. About 850 bytes each (a 350-byte token): a busy instance can set it to the number of sessions it serves.
    */
   cacheSize?: number
 }
