@@ -45,7 +45,7 @@ const plugin: FastifyPluginAsync<TokenCookieOptions> = async function fastifyTok
   if (app.hasRequestDecorator('verifyToken')) throw new AlreadyRegisteredError()
   const options = resolveOptions(pluginOptions)
   if (!app.hasReplyDecorator('setCookie')) await app.register(fastifyCookie)
-  const codec = createCodec(await registerJwt(app, options), admitterFor(options.lifetime))
+  const codec = createCodec(await registerJwt(app, options), admitterFor(options.lifetime), { cacheSize: options.cacheSize, verify: options.verify })
   const cookie = createCookieWriter(options.cookieName, options.cookie, options.expiryHint, app.serializeCookie, (request) => {
     request.log.warn(`fastify-token-cookie: a Secure cookie was set on a plain http request to ${request.hostname}; browsers drop it, so ` +
       'the login will not hold. Serve https, or behind a TLS proxy use cookie: { secure: \'auto\' } with Fastify\'s trustProxy')

@@ -2,6 +2,7 @@
 // the user-space instructions each variant's server executes per request, counted by callgrind.
 //
 //   node bench/instructions.js [--quick] [--only bare,plugin] [--warmup 2000] [--requests 2000] [--jobs 2] [--json out.json]
+//                              [--sessions 20000] [--cache-size 4096]
 //
 // Time on a shared VM swings by up to 2× within seconds (see the control row of `npm run bench`); an instruction count
 // does not: the same server and load give the same count to within about 1 %. So this is the measure to judge a
@@ -12,6 +13,8 @@
 //
 // Per variant: `node --predictable bench/server.js <variant>` under `valgrind --tool=callgrind`, `--warmup` requests
 // from autocannon (10 connections), counters zeroed (callgrind_control -z), `--requests` more, counters dumped.
+// Variant 12 warms up with one full lap of its `--sessions` tokens instead, so that every counted request carries a
+// token last seen `--sessions` requests before. `--cache-size` sets the plugin's cacheSize in every plugin variant.
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -21,7 +24,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { load, mintTokens } from './load.js'
 import { hasRedisServer, startRedis } from './redis.js'
-import { referenceVariants, variants as allVariants } from './variants.js'
+import { defaultSessions, labelOf, referenceVariants, variants as allVariants } from './variants.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -30,13 +33,18 @@ const { values: args } = parseArgs({
     warmup: { type: 'string' },
     requests: { type: 'string' },
     jobs: { type: 'string', default: '2' },
-    json: { type: 'string' }
+    json: { type: 'string' },
+    sessions: { type: 'string' },
+    'cache-size': { type: 'string' }
   }
 })
 const warmup = Number(args.warmup ?? (args.quick ? 1000 : 2000))
 const requests = Number(args.requests ?? (args.quick ? 300 : 2000))
 const connections = 10
-const known = [...allVariants, ...referenceVariants]
+const sessions = Number(args.sessions ?? defaultSessions)
+// The servers are spawned with this environment: bench/server.js reads it.
+if (args['cache-size'] !== undefined) process.env.BENCH_CACHE_SIZE = args['cache-size']
+const known = [...allVariants, ...referenceVariants].map(([id, label]) => [id, labelOf(label, sessions)])
 let variants = args.only ? known.filter(([id]) => args.only.split(',').includes(id)) : known
 if (variants[0]?.[0] !== 'bare') throw new Error('--only must include bare (the ratios are to bare), first')
 if (spawnSync('valgrind', ['--version']).status !== 0) {
@@ -75,11 +83,18 @@ async function count (id) {
       warmupClient = { ...client, cookies: await mintTokens(warmup, `${id}-warmup`) }
       client.cookies = await mintTokens(requests, `${id}-count`)
     }
+    // Variant 12: one lap of the pool as the warm-up (each connection sends its share once), then the count starts
+    // the next lap.
+    let warmupRequests = warmup
+    if (client.sessions) {
+      client.cookies = await mintTokens(sessions, `${id}-session`)
+      warmupRequests = Math.max(warmup, sessions)
+    }
     // Variant 6: every connection of the warm-up and of the count starts with the login token, due for renewal by
     // then, and renews it at once: the renewal path is compiled in the warm-up, and the count holds 10 renewals (0.5 %
     // of its requests, as in \`npm run bench\`), each with its new token verified once.
     if (client.renewalDueAt !== undefined) await new Promise((resolve) => setTimeout(resolve, Math.max(0, client.renewalDueAt - Date.now())))
-    await load(port, warmupClient, 0, connections, { amount: warmup })
+    await load(port, warmupClient, 0, connections, { amount: warmupRequests })
     execFileSync('callgrind_control', ['--zero', String(child.pid)], { stdio: 'ignore' })
     const { result, counts } = await load(port, client, 0, connections, { amount: requests })
     execFileSync('callgrind_control', ['--dump', String(child.pid)], { stdio: 'ignore' })

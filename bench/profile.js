@@ -1,5 +1,5 @@
 // CPU profile of one variant's server under load (after `npm run build`):
-//   node bench/profile.js <variant> [--duration 10] [--dir /tmp/fastify-token-cookie-profiles] [--top 25]
+//   node bench/profile.js <variant> [--duration 10] [--dir /tmp/fastify-token-cookie-profiles] [--top 25] [--sessions 20000]
 //   node bench/profile.js --summarize <file.cpuprofile> [--top 25]
 // Starts bench/server.js with `node --cpu-prof`, loads it with autocannon (1 s warm-up, then --duration),
 // stops it with SIGTERM (it closes and exits, so the profile is written) and prints the functions with the most
@@ -11,6 +11,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { load, mintTokens } from './load.js'
+import { defaultSessions } from './variants.js'
 
 const { values: args, positionals } = parseArgs({
   allowPositionals: true,
@@ -18,6 +19,7 @@ const { values: args, positionals } = parseArgs({
     duration: { type: 'string', default: '10' },
     dir: { type: 'string', default: '/tmp/fastify-token-cookie-profiles' },
     top: { type: 'string', default: '25' },
+    sessions: { type: 'string', default: String(defaultSessions) },
     summarize: { type: 'string' }
   }
 })
@@ -40,7 +42,9 @@ async function profile (variant) {
   })
   const { port, client } = JSON.parse(first)
   if (client.distinct) client.cookies = await mintTokens(Math.ceil(Number(args.duration) * 10000), 'profile')
-  const { result: warm } = await load(port, client, 1, 50, { warmup: true })
+  // 12: the pool of sessions, one full lap of warm-up (each token seen once before the profiled window).
+  const lap = client.sessions ? { amount: (client.cookies = await mintTokens(Number(args.sessions), 'profile')).length } : {}
+  const { result: warm } = await load(port, client, 1, 50, { warmup: true, ...lap })
   const { result } = await load(port, client, Number(args.duration))
   console.error(`${variant}: ${Math.round(result.requests.average)} req/s, ${result.non2xx} non-2xx, under the profiler`)
   requests = warm.requests.total + result.requests.total

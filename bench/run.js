@@ -2,7 +2,12 @@
 // (bench/server.js), loaded by autocannon from this process, variants interleaved in rounds.
 //
 //   node bench/run.js [--quick] [--rounds 5] [--duration 2] [--warmup 1] [--connections 50]
-//                     [--only bare,plugin] [--json results.json] [--no-pin]
+//                     [--only bare,plugin] [--json results.json] [--no-pin] [--tokens 12000]
+//                     [--sessions 20000] [--cache-size 4096]
+//
+// --tokens: the fresh tokens of variant 10 per round; --sessions: the pool of variant 12 (signed once, sent
+// round-robin, one full lap of warm-up before the first round); --cache-size: the plugin's cacheSize in every
+// plugin variant (default: the plugin's default).
 //
 // Per variant and round: req/s (autocannon requests.average), p99 latency, the server's RSS after the run and
 // its CPU time per request (process.cpuUsage() over the measured window / requests it served). Reported:
@@ -14,7 +19,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { load, mintTokens } from './load.js'
 import { hasRedisServer, startRedis } from './redis.js'
-import { variants as allVariants } from './variants.js'
+import { defaultSessions, labelOf, variants as allVariants } from './variants.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -24,6 +29,8 @@ const { values: args } = parseArgs({
     warmup: { type: 'string' },
     connections: { type: 'string', default: '50' },
     tokens: { type: 'string' },
+    sessions: { type: 'string' },
+    'cache-size': { type: 'string' },
     only: { type: 'string' },
     json: { type: 'string' },
     'no-pin': { type: 'boolean', default: false }
@@ -38,7 +45,11 @@ const warmup = Number(args.warmup ?? (args.quick ? 0.2 : 1))
 const connections = Number(args.connections)
 // 10: enough distinct tokens per round that (nearly) no token comes twice within a run; fresh ones every round.
 const distinctTokens = Number(args.tokens ?? Math.max(5000, Math.ceil(duration * 6000)))
-let variants = args.only ? allVariants.filter(([id]) => args.only.split(',').includes(id)) : allVariants
+const sessions = Number(args.sessions ?? defaultSessions)
+// The servers are forked with this environment: bench/server.js reads it.
+if (args['cache-size'] !== undefined) process.env.BENCH_CACHE_SIZE = args['cache-size']
+let variants = (args.only ? allVariants.filter(([id]) => args.only.split(',').includes(id)) : allVariants)
+  .map(([id, label]) => [id, labelOf(label, sessions)])
 if (variants[0]?.[0] !== 'bare') throw new Error('--only must include bare (the ratios are to bare), first')
 // The Redis-store variant needs a redis-server (apt-get install -y redis-server): without one, it is left out.
 const withRedis = variants.some(([id]) => id === 'plugin-redis')
@@ -164,11 +175,15 @@ async function main () {
   for (const [id] of variants) servers.push(new Server(id))
   await Promise.all(servers.map((server) => server.listening))
   log('servers listening')
+  // 12: the signed-in users, the same every round.
+  const sessionTokens = variants.some(([id]) => id === 'plugin-sessions') ? await mintTokens(sessions, 'session') : undefined
+  if (sessionTokens !== undefined) log(`${sessions} sessions signed`)
 
   // Every variant answers as designed before any load.
   for (const server of servers) {
     const { client } = await server.request({ type: 'prepare' })
     if (client.distinct) client.cookies = await mintTokens(1, 'check')
+    if (client.sessions) client.cookies = sessionTokens
     const cookie = client.cookie ?? client.cookies?.[0]
     const response = await fetch(`http://127.0.0.1:${server.port}${client.path}`, { headers: cookie ? { cookie } : {} })
     const text = await response.text()
@@ -198,9 +213,12 @@ async function main () {
       client.cookies = await mintTokens(distinctTokens, `r${round}`)
       warmupClient = { ...client, cookies: await mintTokens(Math.max(2000, Math.ceil(warmup * 10000)), `w${round}`) }
     }
+    if (client.sessions) client.cookies = sessionTokens
     // The first round warms the JIT up; later ones only need the connections and caches warm again.
     const warming = round === 0 ? warmup : warmup / 4
     if (warming > 0) await load(server.port, warmupClient, warming, connections, { warmup: true })
+    // 12: every session has been seen once before it is measured, as on an instance that has been up a while.
+    if (client.sessions && round === 0 && !args.quick) await load(server.port, client, 0, connections, { warmup: true, amount: sessions })
     await server.request({ type: 'start' })
     const { result, counts, clientCpuUs } = await load(server.port, client, duration, connections)
     const stats = await server.request({ type: 'stop' })
@@ -317,18 +335,26 @@ async function main () {
   if (row('plugin-garbage')) {
     target('(9) garbage ≥ 0.60× bare', `${fmt(row('plugin-garbage').ratio, 2)}×`, row('plugin-garbage').ratio >= 0.60, `${fmt(row('plugin-garbage').cpuRatio, 2)}×`)
   }
-  for (const id of ['plugin', 'plugin-distinct']) {
+  if (row('plugin-sessions')) {
+    const peers = ['jwt-cookie', 'secure-session'].filter((id) => row(id))
+    const ahead = peers.every((id) => row('plugin-sessions').ratio > row(id).ratio)
+    target(`(12) ${sessions} sessions round-robin ≥ 0.60× bare${peers.length > 0 ? ', ahead of (2) and (3)' : ''}`,
+      `${fmt(row('plugin-sessions').ratio, 2)}×${peers.map((id) => `, ${id} ${fmt(row(id).ratio, 2)}×`).join('')}`,
+      row('plugin-sessions').ratio >= 0.60 && ahead, `${fmt(row('plugin-sessions').cpuRatio, 2)}×`)
+  }
+  const number = { plugin: 5, 'plugin-distinct': 10, 'plugin-sessions': 12 }
+  for (const id of ['plugin', 'plugin-distinct', 'plugin-sessions']) {
     if (!row(id)) continue
     // Against the control (bare Fastify loaded as often as the variant) when there is one: bare itself serves three
     // times as many requests in a run, and its young generation grows with them.
     const reference = row('bare-control') ?? row('bare')
     const delta = mb(row(id).rss - reference.rss)
-    target(`RSS of (${id === 'plugin' ? 5 : 10}) within 10 MB of bare Fastify's${reference.id === 'bare-control' ? ' (the control row)' : ''}`,
+    target(`RSS of (${number[id]}) within 10 MB of bare Fastify's${reference.id === 'bare-control' ? ' (the control row)' : ''}`,
       `${signed(delta)} MB`, Math.abs(delta) <= 10)
     // Flat: RSS (which also moves with throughput, as the young generation grows) and the heap retained after a GC.
     const growth = mb(row(id).rssGrowth)
     const heapGrowth = mb(row(id).heapGrowth)
-    target(`RSS of (${id === 'plugin' ? 5 : 10}) flat across rounds (RSS growth ≤ 5 MB, retained heap growth ≤ 2 MB)`,
+    target(`RSS of (${number[id]}) flat across rounds (RSS growth ≤ 5 MB, retained heap growth ≤ 2 MB)`,
       `RSS ${signed(growth)} MB, heap ${signed(heapGrowth)} MB (bare: RSS ${signed(mb(row('bare').rssGrowth))} MB, heap ${signed(mb(row('bare').heapGrowth))} MB)`,
       Number.isFinite(growth) ? growth <= 5 && heapGrowth <= 2 : undefined)
   }

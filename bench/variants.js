@@ -12,8 +12,18 @@ export const variants = [
   ['plugin-anonymous', '8. plugin, no cookie, public'],
   ['plugin-garbage', '9. plugin, garbage cookies'],
   ['plugin-distinct', '10. plugin, distinct tokens'],
-  ['plugin-redis', '11. plugin, valid cookie, Redis revocation store']
+  ['plugin-redis', '11. plugin, valid cookie, Redis revocation store'],
+  ['plugin-sessions', '12. plugin, 20,000 sessions round-robin']
 ]
+
+// 12: a pool of signed-in users, each token sent once every `sessions` requests (a busy instance behind a load
+// balancer): signed once at start, the same pool every round, split between the connections.
+export const defaultSessions = 20_000
+
+/** The label of a variant, with the number of sessions of variant 12 when it is not the default 20,000. */
+export function labelOf (label, sessions) {
+  return sessions === defaultSessions ? label : label.replace('20,000', sessions.toLocaleString('en-US'))
+}
 
 // Reference rows of `npm run bench:instructions` only: what Fastify itself costs for the plugin's shape of request.
 export const referenceVariants = [

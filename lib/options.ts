@@ -9,6 +9,7 @@ import {
 } from './option-names.js'
 import { policies, type Lifetime } from './policy.js'
 import { memoryStore, type RevocationStore } from './store.js'
+import { verifiedCacheSize } from './token.js'
 import type {
   Algorithm, AsymmetricKey, CookieAttributes, HmacKey, IsRevoked, KeyPair, LoginOptions, SignOptions, TokenCookieOptions, VerifyOptions, VerifyTokenOptions
 } from '../types/index.js'
@@ -44,6 +45,8 @@ export interface ResolvedOptions {
   /** Seconds. */
   storeTimeout: number
   failOpen: boolean
+  /** How many verified tokens are remembered. */
+  cacheSize: number
 }
 
 export interface SigningKey {
@@ -81,6 +84,8 @@ export function resolveOptions (options: TokenCookieOptions): ResolvedOptions {
   if (options.isRevoked !== undefined && typeof options.isRevoked !== 'function') fail('isRevoked', 'must be a function')
   if (options.expiryHint !== undefined && typeof options.expiryHint !== 'boolean') fail('expiryHint', 'must be a boolean')
   if (options.failOpen !== undefined && typeof options.failOpen !== 'boolean') fail('failOpen', 'must be a boolean')
+  const cacheSize = options.cacheSize === undefined ? verifiedCacheSize : options.cacheSize
+  if (!Number.isSafeInteger(cacheSize) || cacheSize < 1) fail('cacheSize', 'must be a positive integer')
   return {
     lifetime: resolveLifetime(options, defaultLifetime),
     renewAfter,
@@ -101,7 +106,8 @@ export function resolveOptions (options: TokenCookieOptions): ResolvedOptions {
     csrf: resolveCsrf(options.csrf),
     store: resolveStore(options.store),
     storeTimeout: options.storeTimeout === undefined ? 0.1 : duration('storeTimeout', options.storeTimeout),
-    failOpen: options.failOpen ?? false
+    failOpen: options.failOpen ?? false,
+    cacheSize
   }
 }
 

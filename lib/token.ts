@@ -1,5 +1,7 @@
-// Token signing and verification: cheap structural checks first, then @fastify/jwt (fast-jwt) for the crypto.
+// Token signing and verification: cheap structural checks first, then the signature. HS* tokens are verified here,
+// with one HMAC and the claim checks fast-jwt would make; tokens of other keys by @fastify/jwt (fast-jwt).
 import { createHmac, createSecretKey, randomFillSync, timingSafeEqual, type KeyObject } from 'node:crypto'
+import { types } from 'node:util'
 import { isEcdsa, isLowS, withLowS } from './ecdsa.js'
 import { describe, TokenInvalidError } from './errors.js'
 import type { Algorithm } from '../types/index.js'
@@ -15,8 +17,19 @@ export interface CodecKey {
   kid: string | undefined
   algorithm: Algorithm
   jwt: JwtSignerVerifier
-  /** The HMAC secret, for HS* keys: forged signatures are refused before fast-jwt's (costly) failure path. */
+  /** The HMAC secret, for HS* keys: their tokens are verified by the codec (one HMAC), not by fast-jwt. */
   hmacSecret?: string | Buffer
+}
+
+export interface CodecOptions {
+  /** How many verified tokens are remembered at most; `verifiedCacheSize` by default. */
+  cacheSize?: number
+  /**
+   * The verify options the keys' fast-jwt verifiers were built with, in fast-jwt's terms (`clockTolerance` in ms):
+   * HS* tokens are checked against them by the codec. None by default. With an option the codec does not know,
+   * fast-jwt verifies HS* tokens too.
+   */
+  verify?: Readonly<Record<string, unknown>>
 }
 
 /** A verified payload, shared by every request that sends the same token: never changed, never handed out. */
@@ -48,17 +61,114 @@ export interface TokenCodec<T> {
 export const maxTokenBytes = 4096
 
 /**
- * How many verified tokens are remembered. A session sends the same token until it renews, so a few thousand
- * cover every active session of a busy instance, in a few MB; more distinct tokens only evict the oldest.
+ * How many verified tokens are remembered by default: a token is verified once, then found by one lookup while it
+ * stays among the last this many verified. More distinct tokens in use than that and each is verified anew (once
+ * per lap); the `cacheSize` option raises the bound, at about 850 bytes per token of 350 bytes.
  */
 export const verifiedCacheSize = 4096
 
 // Three base64url segments: a JWS in compact form, nothing else (no JWE, no padding).
 const compactJws = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
+const base64urlAlphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
 // Header parameters that ask the verifier to trust something the token itself brings.
 const refusedHeaders = ['crit', 'jwk', 'jku', 'x5u', 'x5c', 'x5t', 'x5t#S256']
 // Keys that would reach an object's prototype when copied.
 const prototypeKeys = new Set(['__proto__', 'constructor', 'prototype'])
+// Header segments remembered with the key they name: those of tokens that verified, the same few strings every time.
+const maxKnownHeaders = 8
+
+const hmacHashes: Partial<Record<Algorithm, string>> = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' }
+
+/** What fast-jwt's verifier checks beyond the signature, for the options it was built with. */
+interface ClaimChecks {
+  /** `checkTyp` as fast-jwt compares it: lower case, without `application/`. */
+  typ: string | undefined
+  required: readonly string[]
+  /** Clock tolerance, ms. */
+  tolerance: number
+  notBefore: boolean
+  expiry: boolean
+  strings: ReadonlyArray<{ claim: string, array: boolean, allowed: ReadonlyArray<(value: string) => boolean> }>
+}
+
+// The options fast-jwt's verifier was built with that the codec checks itself; with any other, fast-jwt verifies.
+const checkedOptions = new Set([
+  'allowedJti', 'allowedAud', 'allowedIss', 'allowedSub', 'allowedNonce', 'requiredClaims', 'clockTolerance', 'checkTyp', 'ignoreExpiration',
+  'ignoreNotBefore'
+])
+// In fast-jwt's order: option, claim, whether the claim may be an array.
+const stringClaims = [['allowedJti', 'jti', false], ['allowedAud', 'aud', true], ['allowedIss', 'iss', false], ['allowedSub', 'sub', false],
+  ['allowedNonce', 'nonce', false]] as const
+
+/** The checks of fast-jwt 6's verifier for `options`, or `undefined` when one of them is not the codec's to make. */
+function claimChecksOf (options: Readonly<Record<string, unknown>>): ClaimChecks | undefined {
+  if (Object.keys(options).some((name) => !checkedOptions.has(name))) return undefined
+  const { checkTyp, requiredClaims, clockTolerance, ignoreExpiration, ignoreNotBefore } = options
+  return {
+    typ: checkTyp ? normalizedTyp(checkTyp as string) : undefined,
+    required: (requiredClaims ?? []) as string[],
+    tolerance: (clockTolerance ?? 0) as number,
+    notBefore: !ignoreNotBefore,
+    expiry: !ignoreExpiration,
+    strings: stringClaims.filter(([option]) => options[option]).map(([option, claim, array]) => ({ claim, array, allowed: matchersOf(options[option]) }))
+  }
+}
+
+function normalizedTyp (typ: string): string {
+  return typ.toLowerCase().replace(/^application\//, '')
+}
+
+/** fast-jwt's claim matchers: a RegExp, an object with a `test` method, or a value compared with `===`; falsy ones dropped. */
+function matchersOf (option: unknown): Array<(value: string) => boolean> {
+  return (Array.isArray(option) ? option : [option]).filter(Boolean).map((allowed: unknown) => {
+    if (types.isRegExp(allowed) || allowed instanceof RegExp) {
+      const pattern = allowed as RegExp
+      return (value: string) => {
+        try {
+          pattern.lastIndex = 0
+        } catch {
+          // A frozen RegExp: its lastIndex stays where it is, as with fast-jwt.
+        }
+        return pattern.test(value)
+      }
+    }
+    const matcher = allowed as { test?: unknown }
+    if (typeof matcher.test === 'function') return (value: string) => Boolean((matcher as { test: (value: string) => unknown }).test(value))
+    return (value: string) => value === allowed
+  })
+}
+
+/** Why the claims of a token with a good signature fail fast-jwt's checks, in its words; `undefined` if they pass. */
+function claimProblem (checks: ClaimChecks, payload: Record<string, unknown>, now: number): string | undefined {
+  for (const claim of checks.required) {
+    if (!(claim in payload)) return `The ${String(claim)} claim is required.`
+  }
+  if (checks.notBefore && 'nbf' in payload) {
+    const nbf = payload.nbf
+    if (typeof nbf !== 'number') return 'The nbf claim must be a number.'
+    if (!(now >= nbf * 1000 - checks.tolerance)) return 'The token is not active yet.'
+  }
+  if (checks.expiry && 'exp' in payload) {
+    const exp = payload.exp
+    if (typeof exp !== 'number') return 'The exp claim must be a number.'
+    if (!(now <= exp * 1000 + checks.tolerance)) return 'The token has expired.'
+  }
+  for (const { claim, array, allowed } of checks.strings) {
+    if (!(claim in payload)) continue
+    const value = payload[claim]
+    const values: unknown[] = Array.isArray(value) ? value : [value]
+    if ((!array && Array.isArray(value)) || values.some((entry) => typeof entry !== 'string')) {
+      return `The ${claim} claim must be a string${array ? ' or an array of strings' : ''}.`
+    }
+    if (!values.some((entry) => allowed.some((matches) => matches(entry as string)))) return `The ${claim} claim value is not allowed.`
+  }
+  return undefined
+}
+
+interface HmacKey {
+  hash: string
+  secret: KeyObject
+}
 
 /**
  * Signs with the first key; verifies with the key the token's `kid` names (a single secret has no `kid`).
@@ -66,17 +176,22 @@ const prototypeKeys = new Set(['__proto__', 'constructor', 'prototype'])
  * `admit` made of a verified token is remembered (bounded). Time claims and revocation are the caller's,
  * checked on every request.
  */
-export function createCodec<T> (keys: CodecKey[], admit: Admit<T>): TokenCodec<T> {
+export function createCodec<T> (keys: CodecKey[], admit: Admit<T>, options: CodecOptions = {}): TokenCodec<T> {
+  const { cacheSize = verifiedCacheSize, verify: verifyOptions = {} } = options
   const [current] = keys
-  const hmacKeys = new Map(keys.filter((key) => key.hmacSecret !== undefined).map((key) => [key, createSecretKey(Buffer.from(key.hmacSecret!))]))
-  const byKid = new Map(keys.map((key) => [key.kid, key]))
-  const keyFor = (header: Record<string, unknown>): CodecKey | undefined => {
-    if (current.kid === undefined) return current
-    // Never a fallback: an unknown or missing kid names no key.
-    return typeof header.kid === 'string' ? byKid.get(header.kid) : undefined
+  const checks = claimChecksOf(verifyOptions)
+  // HS* keys, verified here when the codec can make every check fast-jwt would.
+  const hmacKeys = new Map<CodecKey, HmacKey>()
+  for (const key of keys) {
+    if (key.hmacSecret !== undefined && checks !== undefined) hmacKeys.set(key, { hash: hmacHashes[key.algorithm]!, secret: createSecretKey(Buffer.from(key.hmacSecret)) })
   }
-  // Oldest first: a Map keeps insertion order, so the first key is the one to evict.
+  const byKid = new Map(keys.map((key) => [key.kid, key]))
   const verified = new Map<string, T>()
+  // The remembered tokens in the order they came, a ring: the next slot holds the oldest, the one to evict. (Not the
+  // Map's own order: finding its first key walks past every entry deleted since the Map last rehashed.)
+  const order: string[] = []
+  let oldest = 0
+  const knownHeaders = new Map<string, CodecKey>()
 
   return {
     sign: isEcdsa(current.algorithm) ? (claims) => withLowS(current.algorithm, current.jwt.sign(claims)) : (claims) => current.jwt.sign(claims),
@@ -92,59 +207,118 @@ export function createCodec<T> (keys: CodecKey[], admit: Admit<T>): TokenCodec<T
         if (isInvalidToken(error)) return error
         throw error
       }
-      if (verified.size >= verifiedCacheSize) verified.delete(verified.keys().next().value as string)
-      // A copy: the token is a slice of the Cookie header, which would stay alive behind it.
-      verified.set(Buffer.from(token, 'latin1').toString('latin1'), admitted)
+      const copy = detached(token)
+      if (order.length < cacheSize) {
+        order.push(copy)
+      } else {
+        verified.delete(order[oldest])
+        order[oldest] = copy
+        oldest = oldest + 1 === cacheSize ? 0 : oldest + 1
+      }
+      verified.set(copy, admitted)
       return admitted
     }
   }
 
   function verifyUncached (token: string): Record<string, unknown> | InvalidToken {
-    const header = headerOf(token)
+    if (token.length > maxTokenBytes) return new TokenInvalidError(`longer than ${maxTokenBytes} bytes`)
+    // Exactly two dots before the character check: most garbage has none, and fails here for next to nothing.
+    const firstDot = token.indexOf('.')
+    const lastDot = token.lastIndexOf('.')
+    if (firstDot === lastDot || token.indexOf('.', firstDot + 1) !== lastDot || !compactJws.test(token)) return new TokenInvalidError('not a signed JWT')
+    // One spelling per signature: unused low bits in its last character would give copies of a token other strings.
+    if (!isCanonicalBase64url(token, lastDot + 1)) return new TokenInvalidError('the signature is not canonical base64url')
+    const headerSegment = token.slice(0, firstDot)
+    const knownKey = knownHeaders.get(headerSegment)
+    const key = knownKey ?? keyOf(headerSegment)
+    if (isInvalidToken(key)) return key
+    if (isEcdsa(key.algorithm) && !isLowS(key.algorithm, token.slice(lastDot + 1))) return new TokenInvalidError('the ECDSA signature is not in low-S form')
+    const hmacKey = hmacKeys.get(key)
+    const payload = hmacKey === undefined ? verifiedByFastJwt(key, token) : verifiedHere(hmacKey, token, firstDot, lastDot)
+    if (isInvalidToken(payload)) return payload
+    if (hasPrototypeKey(payload)) return new TokenInvalidError('the payload has a __proto__, constructor or prototype key')
+    // A pure function of the header text, remembered for the few headers of tokens that verified.
+    if (knownKey === undefined && knownHeaders.size < maxKnownHeaders) knownHeaders.set(detached(headerSegment), key)
+    return payload
+  }
+
+  /** The key a token's header names, or why it names none: decoded and parsed once per header text, not per token. */
+  function keyOf (headerSegment: string): CodecKey | InvalidToken {
+    const header = headerOf(headerSegment)
     if (typeof header === 'string') return new TokenInvalidError(header)
-    const key = keyFor(header)
+    // Never a fallback: an unknown or missing kid names no key.
+    const key = current.kid === undefined ? current : typeof header.kid === 'string' ? byKid.get(header.kid) : undefined
     if (key === undefined) return new TokenInvalidError(`no key for kid ${describe(header.kid)}`)
     // Pinned per key: `none`, another HMAC size or another key type never reaches the verifier.
     if (header.alg !== key.algorithm) return new TokenInvalidError(`algorithm ${describe(header.alg)} is not ${key.algorithm}`)
-    if (isEcdsa(key.algorithm) && !isLowS(key.algorithm, token.slice(token.lastIndexOf('.') + 1))) return new TokenInvalidError('the ECDSA signature is not in low-S form')
-    // This check can only refuse: a token that passes is still verified in full by fast-jwt below.
-    const hmacKey = hmacKeys.get(key)
-    if (hmacKey !== undefined && !hmacMatches(token, key.algorithm, hmacKey)) return new TokenInvalidError('The token signature is invalid.')
+    // fast-jwt's `checkTyp` (which it checks again for the tokens it verifies).
+    if (checks?.typ !== undefined && (typeof header.typ !== 'string' || normalizedTyp(header.typ) !== checks.typ)) return new TokenInvalidError('Invalid typ.')
+    return key
+  }
+
+  /** An HS* token: one HMAC compared in constant time, then the payload and fast-jwt's claim checks. */
+  function verifiedHere ({ hash, secret }: HmacKey, token: string, firstDot: number, lastDot: number): Record<string, unknown> | InvalidToken {
+    const expected = createHmac(hash, secret).update(token.slice(0, lastDot)).digest()
+    const given = Buffer.from(token.slice(lastDot + 1), 'base64url')
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return new TokenInvalidError('The token signature is invalid.')
+    // Signed with our key: what follows only fails for a token we (or whoever holds the key) signed.
     let payload: unknown
     try {
-      payload = withoutStackTraces(() => key.jwt.verify(token))
-    } catch (error) {
-      return new TokenInvalidError((error as Error).message)
+      payload = JSON.parse(Buffer.from(token.slice(firstDot + 1, lastDot), 'base64url').toString())
+    } catch {
+      return new TokenInvalidError('The token payload is not a valid base64url serialized JSON.')
     }
-    // fast-jwt 6 already refuses payloads that are not objects; kept so a change there cannot let one through.
-    /* c8 ignore next */
-    if (!isPlainObject(payload)) return new TokenInvalidError('the payload is not a JSON object')
-    if (hasPrototypeKey(payload)) return new TokenInvalidError('the payload has a __proto__, constructor or prototype key')
-    return payload
+    if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) return new TokenInvalidError('The payload must be an object')
+    let problem: string | undefined
+    try {
+      problem = claimProblem(checks!, payload as Record<string, unknown>, Date.now())
+    } catch (error) {
+      // A matcher of the app's that throws (a frozen global RegExp, say): refused, as by fast-jwt's verifier.
+      problem = error instanceof Error ? error.message : 'a claim check failed'
+    }
+    return problem === undefined ? payload as Record<string, unknown> : new TokenInvalidError(problem)
   }
 }
 
-const hmacHashes: Partial<Record<Algorithm, string>> = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' }
-
-/** Whether the token's signature is the HMAC of its first two segments, compared in constant time. */
-function hmacMatches (token: string, algorithm: Algorithm, key: KeyObject): boolean {
-  const dot = token.lastIndexOf('.')
-  const expected = createHmac(hmacHashes[algorithm]!, key).update(token.slice(0, dot)).digest()
-  const given = Buffer.from(token.slice(dot + 1), 'base64url')
-  return given.length === expected.length && timingSafeEqual(given, expected)
+/** A token of another key type (or of a codec that cannot make fast-jwt's checks itself): fast-jwt verifies it. */
+function verifiedByFastJwt (key: CodecKey, token: string): Record<string, unknown> | InvalidToken {
+  let payload: unknown
+  try {
+    payload = withoutStackTraces(() => key.jwt.verify(token))
+  } catch (error) {
+    return new TokenInvalidError((error as Error).message)
+  }
+  // fast-jwt 6 already refuses payloads that are not objects; kept so a change there cannot let one through.
+  /* c8 ignore next */
+  if (!isPlainObject(payload)) return new TokenInvalidError('the payload is not a JSON object')
+  return payload
 }
 
-/** The header of what may be a token of ours, or why it cannot be one: checked before any crypto. */
-function headerOf (token: string): Record<string, unknown> | string {
-  if (token.length > maxTokenBytes) return `longer than ${maxTokenBytes} bytes`
-  // Exactly two dots before the character check: most garbage has none, and fails here for next to nothing.
-  const firstDot = token.indexOf('.')
-  const lastDot = token.lastIndexOf('.')
-  if (firstDot === lastDot || token.indexOf('.', firstDot + 1) !== lastDot || !compactJws.test(token)) return 'not a signed JWT'
-  // One spelling per signature: unused low bits in its last character would give copies of a token other strings.
-  const signature = token.slice(lastDot + 1)
-  if (Buffer.from(signature, 'base64url').toString('base64url') !== signature) return 'the signature is not canonical base64url'
-  const headerText = Buffer.from(token.slice(0, firstDot), 'base64url').toString()
+/**
+ * A copy of a string the cache keeps: a token is a slice of the Cookie header, which would stay alive behind it.
+ * Slicing a concatenation copies both parts into one new string first, so the slice refers to that copy alone: one
+ * character longer than the token, and no Buffer on the way.
+ */
+function detached (text: string): string {
+  return `${text} `.slice(0, -1)
+}
+
+/**
+ * Whether `token` from `start` on is base64url as Buffer writes it: no unused low bits set in its last character,
+ * and no length that leaves one character over (the characters themselves are checked by the caller).
+ */
+export function isCanonicalBase64url (token: string, start: number): boolean {
+  const rest = (token.length - start) % 4
+  if (rest === 0) return true
+  if (rest === 1) return false
+  // The 6-bit value of the last character: 2 characters carry 1 byte (4 bits unused), 3 carry 2 (2 bits unused).
+  const value = base64urlAlphabet.indexOf(token[token.length - 1])
+  return (value & (rest === 2 ? 15 : 3)) === 0
+}
+
+/** The header of what may be a token of ours, or why it cannot be one. */
+function headerOf (segment: string): Record<string, unknown> | string {
+  const headerText = Buffer.from(segment, 'base64url').toString()
   // A JSON object starts with `{`: anything else is refused without JSON.parse, whose SyntaxError costs microseconds.
   const trimmed = headerText.trim()
   if (trimmed[0] !== '{' || trimmed[trimmed.length - 1] !== '}') return 'the header is not a JSON object'
