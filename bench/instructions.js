@@ -166,7 +166,7 @@ async function main () {
   }
   target('(8) no cookie ≥ 0.97× bare', ratio('plugin-anonymous'), ratio('plugin-anonymous') >= 0.97)
   target('(9) garbage ≥ 0.60× bare', ratio('plugin-garbage'), ratio('plugin-garbage') >= 0.6)
-  if (targets.length > 0) lines.push('', 'Targets (issue 4), on instruction ratios:', ...targets)
+  if (targets.length > 0) lines.push('', 'Targets, on instruction ratios:', ...targets)
   lines.push('', `Total time ${((Date.now() - t0) / 1000).toFixed(0)} s.`)
   console.log(lines.join('\n'))
   if (args.json) writeFileSync(args.json, JSON.stringify({ warmup, requests, connections, results: [...results.values()] }, null, 2) + '\n')

@@ -359,7 +359,7 @@ async function main () {
       Number.isFinite(growth) ? growth <= 5 && heapGrowth <= 2 : undefined)
   }
   lines.push('')
-  lines.push('Targets (issue 4), on median ratios to bare:')
+  lines.push('Targets, on median ratios to bare:')
   lines.push(...targets)
   if (warnings.length > 0) {
     lines.push('')
