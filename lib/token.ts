@@ -286,7 +286,7 @@ function verifiedByFastJwt (key: CodecKey, token: string): Record<string, unknow
   try {
     payload = withoutStackTraces(() => key.jwt.verify(token))
   } catch (error) {
-    return new TokenInvalidError((error as Error).message)
+    return new TokenInvalidError(error instanceof Error ? error.message : 'the token did not verify')
   }
   // fast-jwt 6 already refuses payloads that are not objects; kept so a change there cannot let one through.
   /* c8 ignore next */
