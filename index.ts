@@ -25,7 +25,7 @@ export {
 async function registerJwt (app: FastifyInstance, options: ResolvedOptions): Promise<CodecKey[]> {
   const keys: CodecKey[] = []
   await app.register(async function tokenCookieJwt (child) {
-    for (const [index, { kid, algorithm, secret }] of options.keys.entries()) {
+    for (const [index, { kid, algorithm, secret, signFrom }] of options.keys.entries()) {
       const namespace = `tokenCookie${index}`
       await child.register(fastifyJwt, {
         namespace,
@@ -34,7 +34,7 @@ async function registerJwt (app: FastifyInstance, options: ResolvedOptions): Pro
         verify: { ...options.verify, algorithms: [algorithm] }
       })
       const hmacSecret = typeof secret === 'string' || Buffer.isBuffer(secret) ? secret : undefined
-      keys.push({ kid, algorithm, jwt: (child.jwt as unknown as Record<string, JwtSignerVerifier>)[namespace], hmacSecret })
+      keys.push({ kid, algorithm, jwt: (child.jwt as unknown as Record<string, JwtSignerVerifier>)[namespace], hmacSecret, signFrom })
     }
   })
   return keys

@@ -11,6 +11,7 @@ export const cookieOptions = ['httpOnly', 'secure', 'sameSite', 'path', 'domain'
 export const signOptions = ['algorithm', 'iss', 'aud', 'sub', 'typ', 'nonce'] as const
 export const verifyOptions = ['allowedIss', 'allowedAud', 'allowedSub', 'allowedJti', 'allowedNonce', 'requiredClaims', 'clockTolerance', 'checkTyp'] as const
 export const csrfOptions = ['trustedOrigins'] as const
+export const keyOptions = ['kid', 'secret', 'private', 'public', 'algorithm', 'signFrom'] as const
 export const loginOptions = ['policy', 'maxAge', 'absoluteMaxAge', 'sessionCookie'] as const
 export const verifyTokenOptions = ['optional', 'maxAuthAge'] as const
 

@@ -4,12 +4,12 @@ import { resolveCsrf, type CsrfOptions } from './csrf.js'
 import { toSeconds } from './duration.js'
 import { OptionsError } from './errors.js'
 import {
-  checkNames, cookieOptions, fastifyRegisterOptions, ownedSignOptions, ownedVerifyOptions, signOptions, topLevelOptions, verifyOptions,
+  checkNames, cookieOptions, fastifyRegisterOptions, keyOptions, ownedSignOptions, ownedVerifyOptions, signOptions, topLevelOptions, verifyOptions,
   verifyTokenOptions
 } from './option-names.js'
 import { policies, type Lifetime } from './policy.js'
 import { memoryStore, type RevocationStore } from './store.js'
-import { verifiedCacheSize } from './token.js'
+import { canSign, verifiedCacheSize } from './token.js'
 import type {
   Algorithm, AsymmetricKey, CookieAttributes, HmacKey, IsRevoked, KeyPair, LoginOptions, SignOptions, TokenCookieOptions, VerifyOptions, VerifyTokenOptions
 } from '../types/index.js'
@@ -29,7 +29,7 @@ export interface ResolvedOptions {
   renewAfter: number
   cookieName: string
   cookie: ResolvedCookieAttributes
-  /** Signing keys: the first signs; with more than one, each token names its key by `kid`. */
+  /** Keys: the first whose `signFrom` is past signs; with more than one, each token names its key by `kid`. */
   keys: SigningKey[]
   /** Sign options for @fastify/jwt, less the algorithm (per key). */
   sign: Record<string, unknown>
@@ -55,6 +55,8 @@ export interface SigningKey {
   algorithm: Algorithm
   /** What @fastify/jwt gets as `secret`. */
   secret: string | Buffer | KeyPair
+  /** When the key starts signing, ms since epoch (it verifies at once); undefined: it may sign from the start. */
+  signFrom: number | undefined
 }
 
 export const defaultLifetime: Lifetime = { policy: 'sliding', maxAge: 30 * 60, absoluteMaxAge: 12 * 60 * 60, sessionCookie: false }
@@ -146,21 +148,45 @@ export function resolveLifetime (options: LoginOptions, base: Lifetime): Lifetim
 const kidPattern = /^[A-Za-z0-9._-]{1,64}$/
 
 function resolveKeys (secret: TokenCookieOptions['secret'], requested: SignOptions['algorithm']): SigningKey[] {
-  if (!Array.isArray(secret)) return [{ kid: undefined, ...resolveKey(secret as string | Buffer | KeyPair, requested) }]
+  if (!Array.isArray(secret)) return [{ kid: undefined, ...resolveKey(secret as string | Buffer | KeyPair, requested), signFrom: undefined }]
   if (secret.length === 0) fail('secret', 'must list at least one key')
   const kids = new Set<string>()
-  return secret.map((entry: HmacKey | AsymmetricKey, index) => {
+  const keys = secret.map((entry: HmacKey | AsymmetricKey, index): SigningKey => {
     if (entry === null || typeof entry !== 'object') fail(`secret[${index}]`, 'must be { kid, secret } or { kid, private, public }')
+    checkNames(`secret[${index}]`, entry, keyOptions)
     const { kid } = entry
     if (typeof kid !== 'string' || !kidPattern.test(kid)) fail(`secret[${index}].kid`, 'must be 1 to 64 characters of A-Z a-z 0-9 . _ -')
     if (kids.has(kid)) fail(`secret[${index}].kid`, `${kid} is not unique`)
     kids.add(kid)
     const material = 'secret' in entry ? entry.secret : { private: entry.private, public: entry.public }
-    return { kid, ...resolveKey(material, entry.algorithm ?? requested) }
+    return { kid, ...resolveKey(material, entry.algorithm ?? requested), signFrom: signFromOf(`secret[${index}].signFrom`, entry.signFrom) }
   })
+  const now = Date.now()
+  if (!keys.some((key) => canSign(key, now))) fail('secret', 'has no key that can sign now: every key has a signFrom in the future')
+  return keys
 }
 
-function resolveKey (secret: string | Buffer | KeyPair, requested: SignOptions['algorithm']): Omit<SigningKey, 'kid'> {
+// A date, or a date and time with its offset: a time without one would be local, so a moment that differs between
+// instances in different time zones.
+const isoDateTime = /^(\d{4})-(\d{2})-(\d{2})(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2}))?$/
+
+function signFromOf (name: string, value: unknown): number | undefined {
+  if (value === undefined) return undefined
+  const time = value instanceof Date ? value.getTime() : typeof value === 'string' && isCalendarDate(value) ? Date.parse(value) : NaN
+  if (!Number.isFinite(time)) fail(name, 'must be a Date or an ISO 8601 date, or date and time with an offset (2026-12-05T09:00:00Z)')
+  return time
+}
+
+/** An ISO 8601 string whose day exists in its month (Date.parse takes February 30 as March 2). */
+function isCalendarDate (value: string): boolean {
+  const match = isoDateTime.exec(value)
+  if (match === null) return false
+  const [year, month, day] = [Number(match[1]), Number(match[2]), Number(match[3])]
+  const date = new Date(Date.UTC(year, month - 1, day))
+  return date.getUTCMonth() === month - 1 && date.getUTCDate() === day
+}
+
+function resolveKey (secret: string | Buffer | KeyPair, requested: SignOptions['algorithm']): Omit<SigningKey, 'kid' | 'signFrom'> {
   if (typeof secret === 'string' || Buffer.isBuffer(secret)) {
     if (Buffer.byteLength(secret) < minimumSecretBytes) fail('secret', `must be at least ${minimumSecretBytes} bytes`)
     const algorithm = requested ?? 'HS256'

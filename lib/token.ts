@@ -19,6 +19,8 @@ export interface CodecKey {
   jwt: JwtSignerVerifier
   /** The HMAC secret, for HS* keys: their tokens are verified by the codec (one HMAC), not by fast-jwt. */
   hmacSecret?: string | Buffer
+  /** When the key starts signing, ms since epoch; undefined: from the start. It verifies at once either way. */
+  signFrom?: number
 }
 
 export interface CodecOptions {
@@ -171,7 +173,7 @@ interface HmacKey {
 }
 
 /**
- * Signs with the first key; verifies with the key the token's `kid` names (a single secret has no `kid`).
+ * Signs with the first key that may sign now (see `signerOf`); verifies with the key the token's `kid` names (a single secret has no `kid`).
  * Structure, key, algorithm and signature are checked once per token string, not once per request: what
  * `admit` made of a verified token is remembered (bounded). Time claims and revocation are the caller's,
  * checked on every request.
@@ -194,7 +196,7 @@ export function createCodec<T> (keys: CodecKey[], admit: Admit<T>, options: Code
   const knownHeaders = new Map<string, CodecKey>()
 
   return {
-    sign: isEcdsa(current.algorithm) ? (claims) => withLowS(current.algorithm, current.jwt.sign(claims)) : (claims) => current.jwt.sign(claims),
+    sign: signerOf(keys),
     verify (token) {
       const known = verified.get(token)
       if (known !== undefined) return known
@@ -277,6 +279,25 @@ export function createCodec<T> (keys: CodecKey[], admit: Admit<T>, options: Code
       problem = error instanceof Error ? error.message : 'a claim check failed'
     }
     return problem === undefined ? payload as Record<string, unknown> : new TokenInvalidError(problem)
+  }
+}
+
+/** Whether `key` may sign at `now` (ms since epoch). */
+export function canSign (key: { signFrom?: number | undefined }, now: number): boolean {
+  return key.signFrom === undefined || key.signFrom <= now
+}
+
+/**
+ * Signs with the first key whose `signFrom` is absent or past: keys listed before it with a later `signFrom` take
+ * over at that moment, on every instance that has the same list. Registration makes sure one key can sign.
+ */
+function signerOf (keys: CodecKey[]): (claims: Record<string, unknown>) => string {
+  const signWith = (key: CodecKey, claims: Record<string, unknown>): string =>
+    isEcdsa(key.algorithm) ? withLowS(key.algorithm, key.jwt.sign(claims)) : key.jwt.sign(claims)
+  if (keys[0].signFrom === undefined) return (claims) => signWith(keys[0], claims)
+  return (claims) => {
+    const now = Date.now()
+    return signWith(keys.find((key) => canSign(key, now))!, claims)
   }
 }
 

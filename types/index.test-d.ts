@@ -310,6 +310,14 @@ app.register(tokenCookie, { secret: 'x'.repeat(32), csrf: false })
 app.get('/webhook', { config: { tokenCookie: { csrf: false } } }, async () => 'ok')
 expectError(app.register(tokenCookie, { secret: [{ secret: 'x'.repeat(32) }] }))
 expectError(app.register(tokenCookie, { secret: [{ kid: 'a', secret: 'x'.repeat(32), algorithm: 'RS256' }] }))
+app.register(tokenCookie, {
+  secret: [
+    { kid: 'k3', secret: 'x'.repeat(32), signFrom: '2026-12-05T09:00:00Z' },
+    { kid: 'k2', private: 'pem', public: 'pem', signFrom: new Date() },
+    { kid: 'k1', secret: 'y'.repeat(32) }
+  ]
+})
+expectError(app.register(tokenCookie, { secret: [{ kid: 'k2', secret: 'x'.repeat(32), signFrom: Date.now() }] }))
 expectError(app.register(tokenCookie, { secret: 'x'.repeat(32), csrf: { trustedOrigins: 'https://admin.example' } }))
 expectError(app.get('/hook', { config: { tokenCookie: { csrf: 'off' } } }, async () => 'ok'))
 

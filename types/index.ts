@@ -32,6 +32,13 @@ export interface HmacKey {
   secret: string | Buffer
   /** Default HS256. */
   algorithm?: HmacAlgorithm
+  /**
+   * When this key starts signing: a `Date`, or an ISO 8601 date, or date and time with an offset
+   * (`'2026-12-05T09:00:00Z'`). It verifies tokens at once. The first key of the list that may sign does: one
+   * deploy of `[{ kid: 'k2', secret, signFrom }, { kid: 'k1', secret }]` switches every instance to `k2` at the
+   * same moment.
+   */
+  signFrom?: Date | string
 }
 
 /** One key of a rotation list: a PEM key pair. */
@@ -39,11 +46,13 @@ export interface AsymmetricKey extends KeyPair {
   kid: string
   /** Default from the key: RS256 for RSA, ES256/384/512 for P-256/384/521, EdDSA for Ed25519. */
   algorithm?: AsymmetricAlgorithm
+  /** When this key starts signing; see `HmacKey.signFrom`. */
+  signFrom?: Date | string
 }
 
 /**
  * An HMAC secret of at least 32 bytes, a PEM key pair, or a list of keys for rotation:
- * tokens are signed with the first and verified with the one their `kid` names.
+ * tokens are signed with the first that may sign (see `signFrom`) and verified with the one their `kid` names.
  */
 export type Secret = string | Buffer | KeyPair | ReadonlyArray<HmacKey | AsymmetricKey>
 
