@@ -1,7 +1,7 @@
-// A real nginx as a shared cache (a CDN, a caching proxy) in front of an app on 127.0.0.1: started on a free
-// port from a temporary directory of its own (no system paths), stopped by its pid in teardown.
+// A real nginx in front of apps on 127.0.0.1, as a shared cache (a CDN, a caching proxy) or as a load balancer:
+// started on a free port from a temporary directory of its own (no system paths), stopped by its pid in teardown.
 //
-// The configuration is an aggressive one, on purpose: the cache key has no cookie in it, and Set-Cookie does
+// The shared cache's configuration is an aggressive one, on purpose: the cache key has no cookie in it, and Set-Cookie does
 // not stop nginx from caching a response (`proxy_ignore_headers Set-Cookie`), so only Cache-Control decides.
 // A response with a session cookie that this cache stores is handed, cookie and all, to the next user. A stale
 // copy is revalidated with the ETag it has (`proxy_cache_revalidate`): how an app's 304 reaches a shared cache.
@@ -32,7 +32,8 @@ export interface SharedCacheOptions {
   upstream: number
 }
 
-function configuration (dir: string, port: number, upstream: number): string {
+/** A configuration whose files all live in `dir`, with the `http` block's `server` (and any other) lines. */
+function configuration (dir: string, http: string): string {
   // As root, nginx would run its workers as nobody, who cannot write to this directory: they stay root here.
   const user = process.getuid?.() === 0 ? 'user root;' : ''
   return `${user}
@@ -48,7 +49,13 @@ http {
   fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
-  proxy_cache_path ${dir}/cache keys_zone=shared:1m;
+${http}
+}
+`
+}
+
+function sharedCacheConfiguration (dir: string, port: number, upstream: number): string {
+  return `  proxy_cache_path ${dir}/cache keys_zone=shared:1m;
   server {
     listen 127.0.0.1:${port};
     location = /__cache-ready { return 204; }
@@ -60,9 +67,24 @@ http {
       proxy_cache_revalidate on;
       add_header X-Cache-Status $upstream_cache_status always;
     }
-  }
+  }`
 }
-`
+
+// Round robin over every instance, none ever marked down (`max_fails=0`): while one restarts, each request sent
+// to it fails over to the next, as does one it answers with Fastify's 503 while it closes (logins too:
+// `non_idempotent`, as a login may be sent twice); the instance gets traffic again as soon as it listens.
+function loadBalancerConfiguration (port: number, upstreams: readonly number[]): string {
+  return `  upstream instances {
+${upstreams.map((upstream) => `    server 127.0.0.1:${upstream} max_fails=0;`).join('\n')}
+  }
+  server {
+    listen 127.0.0.1:${port};
+    location = /__cache-ready { return 204; }
+    location / {
+      proxy_pass http://instances;
+      proxy_next_upstream error timeout http_502 http_503 non_idempotent;
+    }
+  }`
 }
 
 /**
@@ -70,8 +92,17 @@ http {
  * line that says how to install it, when nginx is not there.
  */
 export async function startSharedCache (t: Test, { upstream }: SharedCacheOptions): Promise<SharedCache> {
+  return await startNginx(t, (dir, port) => sharedCacheConfiguration(dir, port, upstream))
+}
+
+/** Starts nginx as a round-robin load balancer over the instances on `upstreams` (ports on 127.0.0.1). */
+export async function startLoadBalancer (t: Test, upstreams: readonly number[]): Promise<SharedCache> {
+  return await startNginx(t, (dir, port) => loadBalancerConfiguration(port, upstreams))
+}
+
+async function startNginx (t: Test, http: (dir: string, port: number) => string): Promise<SharedCache> {
   if (nginxPath === undefined) {
-    console.log('# nginx not found: the shared-cache tests need it; install it with: apt-get install -y nginx')
+    console.log('# nginx not found: the nginx tests need it; install it with: apt-get install -y nginx')
     throw new Error('nginx not found: apt-get install -y nginx')
   }
   const dir = mkdtempSync(join(tmpdir(), 'fastify-token-cookie-nginx-'))
@@ -87,7 +118,7 @@ export async function startSharedCache (t: Test, { upstream }: SharedCacheOption
   let lastError: Error | undefined
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort()
-    writeFileSync(join(dir, 'nginx.conf'), configuration(dir, port, upstream))
+    writeFileSync(join(dir, 'nginx.conf'), configuration(dir, http(dir, port)))
     try {
       const child = await launch(t, dir, port, errorLog)
       return { url: `http://127.0.0.1:${port}`, port, pid: child.pid as number, errorLog }
