@@ -188,9 +188,10 @@ export interface TokenCookieOptions extends LoginOptions {
    */
   expiryHint?: boolean
   /**
-   * How many verified tokens each instance remembers (default 4096), so that a token's signature and JSON are
+   * How many verified tokens each instance remembers (default 32768), so that a token's signature and JSON are
    * checked once, not on every request. Tokens beyond the last this many verified are verified again when they
-   * come back. About 850 bytes each (a 350-byte token): a busy instance can set it to the number of sessions it serves.
+   * come back. About 850 bytes each (a 350-byte token), so some 27 MB when full: an instance that must stay
+   * smaller, or that serves more sessions than that in turn, sets its own bound.
    */
   cacheSize?: number
 }
