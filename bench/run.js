@@ -3,7 +3,7 @@
 //
 //   node bench/run.js [--quick] [--rounds 5] [--duration 2] [--warmup 1] [--connections 50]
 //                     [--only bare,plugin] [--json results.json] [--no-pin] [--tokens 12000]
-//                     [--sessions 20000] [--cache-size 4096]
+//                     [--sessions 20000] [--cache-size 32768]
 //
 // --tokens: the fresh tokens of variant 10 per round; --sessions: the pool of variant 12 (signed once, sent
 // round-robin, one full lap of warm-up before the first round); --cache-size: the plugin's cacheSize in every
