@@ -184,6 +184,11 @@ export interface TokenCookieOptions extends LoginOptions {
    * come back. About 850 bytes each (a 350-byte token): a busy instance can set it to the number of sessions it serves.
    */
   cacheSize?: number
+  /**
+   * `true`: tokens are encrypted (JWE, `dir` and A256GCM, a key derived from each secret by HKDF-SHA256), so nobody
+   * holding the cookie or the Bearer token can read its claims. HMAC secrets only. Default `false`: signed tokens (JWS).
+   */
+  encrypt?: boolean
 }
 
 /** When the current token expires, in seconds since epoch. */
