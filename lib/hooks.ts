@@ -235,7 +235,7 @@ function renewalCookie (life: RequestLifeDeps, reply: FastifyReply, token: strin
   return lines
 }
 
-/** Only a cookie over 4096 bytes gets here; the current cookie stays valid until its exp. */
+/** A cookie over 4096 bytes (or, in theory, an encryption that failed): the current cookie stays valid until its exp. */
 function notRenewed (reply: FastifyReply, error: unknown): undefined {
   reply.request.log.warn({ err: error }, 'fastify-token-cookie: renewal not sent')
   return undefined
