@@ -7,10 +7,11 @@ import { createCookieWriter } from './lib/cookie.js'
 import { AlreadyRegisteredError } from './lib/errors.js'
 import { createRequestLife } from './lib/hooks.js'
 import { resolveOptions, type ResolvedOptions } from './lib/options.js'
-import { admitterFor } from './lib/policy.js'
+import { createEncryptedCodec } from './lib/encrypted-token.js'
+import { admitterFor, type Verified } from './lib/policy.js'
 import { kSendHookRan, kState } from './lib/request-state.js'
 import { createRevocationApi, createRevocations } from './lib/revocation.js'
-import { createCodec, type CodecKey, type JwtSignerVerifier } from './lib/token.js'
+import { createCodec, type CodecKey, type JwtSignerVerifier, type TokenCodec } from './lib/token.js'
 import type { TokenCookieOptions } from './types/index.js'
 
 export type * from './types/index.js'
@@ -40,12 +41,22 @@ async function registerJwt (app: FastifyInstance, options: ResolvedOptions): Pro
   return keys
 }
 
+/** Signed tokens through @fastify/jwt's signers (verified by the codec), or encrypted ones through jose. */
+async function codecFor (app: FastifyInstance, options: ResolvedOptions): Promise<TokenCodec<Verified>> {
+  const admit = admitterFor(options.lifetime)
+  const { format, cacheSize, verify, sign } = options
+  switch (format.kind) {
+    case 'signed': return createCodec(await registerJwt(app, options), admit, { cacheSize, verify })
+    case 'encrypted': return await createEncryptedCodec(format.keys, admit, { cacheSize, verify, sign })
+  }
+}
+
 const plugin: FastifyPluginAsync<TokenCookieOptions> = async function fastifyTokenCookie (app, pluginOptions) {
   // Decorators are visible to the whole app: a second registration could only clash with the first.
   if (app.hasRequestDecorator('verifyToken')) throw new AlreadyRegisteredError()
   const options = resolveOptions(pluginOptions)
   if (!app.hasReplyDecorator('setCookie')) await app.register(fastifyCookie)
-  const codec = createCodec(await registerJwt(app, options), admitterFor(options.lifetime), { cacheSize: options.cacheSize, verify: options.verify })
+  const codec = await codecFor(app, options)
   const cookie = createCookieWriter(options.cookieName, options.cookie, options.expiryHint, app.serializeCookie, (request) => {
     request.log.warn(`fastify-token-cookie: a Secure cookie was set on a plain http request to ${request.hostname}; browsers drop it, so ` +
       'the login will not hold. Serve https, or behind a TLS proxy use cookie: { secure: \'auto\' } with Fastify\'s trustProxy')

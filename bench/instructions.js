@@ -164,6 +164,10 @@ async function main () {
     const relative = results.get('naive-sliding').instructions / results.get('plugin-renew-all').instructions
     targets.push(`- ${relative >= 1.5 ? '✅' : '❌'} (7) renewAfter 0 ≥ 1.5× naive sliding (4b): ${relative.toFixed(2)}×`)
   }
+  if (results.has('plugin-encrypted') && results.has('plugin')) {
+    const relative = results.get('plugin').instructions / results.get('plugin-encrypted').instructions
+    targets.push(`- ${relative >= 0.90 ? '✅' : '❌'} (13) encrypted within 10 % of (5): ${(100 * (relative - 1)).toFixed(1)} %`)
+  }
   target('(8) no cookie ≥ 0.97× bare', ratio('plugin-anonymous'), ratio('plugin-anonymous') >= 0.97)
   target('(9) garbage ≥ 0.60× bare', ratio('plugin-garbage'), ratio('plugin-garbage') >= 0.6)
   if (targets.length > 0) lines.push('', 'Targets, on instruction ratios:', ...targets)

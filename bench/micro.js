@@ -12,6 +12,7 @@ import Fastify from 'fastify'
 import tokenCookie from 'fastify-token-cookie'
 import { admitterFor } from '../dist/esm/lib/policy.js'
 import { resolveOptions } from '../dist/esm/lib/options.js'
+import { createEncryptedCodec } from '../dist/esm/lib/encrypted-token.js'
 import { createCodec, isInvalidToken } from '../dist/esm/lib/token.js'
 
 const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false } } })
@@ -137,6 +138,22 @@ measure('plugin codec sign', () => codec.sign(claims))
 const rejects = (value) => () => { if (!isInvalidToken(codec.verify(value))) throw new Error('accepted') }
 measure('plugin codec rejects garbage.garbage.garbage', rejects(garbage))
 measure('plugin codec rejects a forged signature', rejects(forged))
+
+// 4b. The encrypting codec (`encrypt: true`): a new token is decrypted by jose (WebCrypto AES-256-GCM, asynchronous),
+// the same token is found in the cache at once; a login or renewal encrypts.
+const encryptedResolved = resolveOptions({ secret, encrypt: true })
+const encrypted = await createEncryptedCodec(encryptedResolved.format.keys, admitterFor(encryptedResolved.lifetime),
+  { cacheSize: encryptedResolved.cacheSize, verify: encryptedResolved.verify, sign: encryptedResolved.sign })
+const encryptedToken = await encrypted.sign(claims)
+const encryptedDistinct = await Promise.all(distinct.map((_, i) => encrypted.sign({ ...claims, sub: `user-${i}` })))
+let nextEncrypted = 0
+check(subOf(await encrypted.verify(encryptedToken)) === 'world' && subOf(await encrypted.verify(encryptedDistinct[1])) === 'user-1',
+  'the encrypting codec decrypts its tokens')
+await measureAsyncCases([
+  ['encrypted codec verify, the same token every call', () => encrypted.verify(encryptedToken)],
+  ['encrypted codec decrypt, a new token every call', () => encrypted.verify(encryptedDistinct[nextEncrypted++ % encryptedDistinct.length])],
+  ['encrypted codec encrypt (sign)', () => encrypted.sign(claims)]
+])
 measure('@fastify/cookie serialize of the Set-Cookie', () => fastifyCookie.serialize('token', token, { httpOnly: true, secure: true, sameSite: 'lax', path: '/', maxAge: 1800 }))
 
 // 5. Through Fastify (light-my-request): the same GET on an app without the plugin and on apps with it.
@@ -200,6 +217,10 @@ lines.push(`- fast-jwt verify above the HMAC: ${over('fast-jwt verify', 'HMAC-SH
 const floor = ns['HMAC-SHA256 + timingSafeEqual'] + ns['fast-jwt decode']
 lines.push(`- the floor of a new token (HMAC + timingSafeEqual + fast-jwt decode): ${us(floor)}; the codec's new token above it: ` +
   `${us(ns['plugin codec verify, a new token every call'] - floor)} (the structural checks, the claim checks, admit and the cache)`)
+lines.push(`- a token's first sight (cold): verify ${us(ns['plugin codec verify, a new token every call'])} signed, ` +
+  `decrypt ${us(ns['encrypted codec decrypt, a new token every call'])} encrypted (jose, asynchronous); ` +
+  `sign ${us(ns['plugin codec sign'])}, encrypt ${us(ns['encrypted codec encrypt (sign)'])}; ` +
+  `encrypted token ${encryptedToken.length} bytes`)
 lines.push(`- @fastify/jwt decorator above fast-jwt: verify ${over('@fastify/jwt decorator verify', 'fast-jwt verify')}, sign ${over('@fastify/jwt decorator sign', 'fast-jwt sign')}`)
 lines.push(`- plugin codec above the decorator: verify a new token ${over('plugin codec verify, a new token every call', '@fastify/jwt decorator verify')}, ` +
   `the same token ${over('plugin codec verify, the same token every call', '@fastify/jwt decorator verify')} (a cache of verified tokens makes this negative), ` +

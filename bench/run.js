@@ -329,6 +329,11 @@ async function main () {
     target('(7) renewAfter 0 ≥ 1.5× naive sliding (4b)', `${fmt(row('plugin-renew-all').ratio / row('naive-sliding').ratio, 2)}×`,
       row('plugin-renew-all').ratio / row('naive-sliding').ratio >= 1.5, `${fmt(row('naive-sliding').cpu / row('plugin-renew-all').cpu, 2)}×`)
   }
+  if (row('plugin') && row('plugin-encrypted')) {
+    const relative = row('plugin-encrypted').ratio / row('plugin').ratio
+    target('(13) encrypted within 10 % of (5)', `${fmt(100 * (relative - 1), 1)} %`, relative >= 0.90,
+      `${fmt(100 * (row('plugin-encrypted').cpuRatio / row('plugin').cpuRatio - 1), 1)} %`)
+  }
   if (row('plugin-anonymous')) {
     target('(8) no cookie ≥ 0.97× bare', `${fmt(row('plugin-anonymous').ratio, 2)}×`, row('plugin-anonymous').ratio >= 0.97, `${fmt(row('plugin-anonymous').cpuRatio, 2)}×`)
   }

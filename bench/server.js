@@ -131,9 +131,10 @@ switch (variant) {
   case 'plugin-garbage':
   case 'plugin-distinct':
   case 'plugin-redis':
-  case 'plugin-sessions': {
-    // The defaults, but for the variants that are about renewal.
-    const options = { secret }
+  case 'plugin-sessions':
+  case 'plugin-encrypted': {
+    // The defaults, but for the variants that are about renewal, and 13: encrypt (JWE), decrypted once, then cached.
+    const options = { secret, encrypt: variant === 'plugin-encrypted' }
     if (variant === 'plugin-redis') {
       // One MGET per request with a token, to a redis-server on this machine that bench/run.js started.
       const { default: Redis } = await import('ioredis')

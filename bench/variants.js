@@ -13,7 +13,8 @@ export const variants = [
   ['plugin-garbage', '9. plugin, garbage cookies'],
   ['plugin-distinct', '10. plugin, distinct tokens'],
   ['plugin-redis', '11. plugin, valid cookie, Redis revocation store'],
-  ['plugin-sessions', '12. plugin, 20,000 sessions round-robin']
+  ['plugin-sessions', '12. plugin, 20,000 sessions round-robin'],
+  ['plugin-encrypted', '13. plugin, valid cookie, encrypted']
 ]
 
 // 12: a pool of signed-in users, each token sent once every `sessions` requests (a busy instance behind a load

@@ -17,7 +17,7 @@ import {
 } from './request-state.js'
 import { findToken, type FoundToken } from './request-token.js'
 import type { Revocations, Verdict } from './revocation.js'
-import { hasPrototypeKey, isInvalidToken, isPlainObject, randomId, type TokenCodec } from './token.js'
+import { hasPrototypeKey, isInvalidToken, isPlainObject, randomId, type InvalidToken, type TokenCodec } from './token.js'
 import type { LoginOptions, TokenExpiry, TokenPayload, VerifyTokenOptions } from '../types/index.js'
 
 export interface RequestLife {
@@ -135,8 +135,15 @@ function outcomeOf (life: RequestLifeDeps, found: FoundToken, request: FastifyRe
     case 'malformed': return invalid('malformed Authorization header')
     case 'token': break
   }
-  const { codec, options, revocations } = life
-  const verified = codec.verify(found.token)
+  const verified = life.codec.verify(found.token)
+  // Pending only on an encrypted token's first sight: it is decrypted once, then found in the codec's cache.
+  if (verified instanceof Promise) return verified.then((verified) => outcomeOfVerified(life, verified, request, state))
+  return outcomeOfVerified(life, verified, request, state)
+}
+
+/** What a token the codec verified (or refused) comes to: its time rules, then revocation. */
+function outcomeOfVerified (life: RequestLifeDeps, verified: Verified | InvalidToken, request: FastifyRequest, state: RequestState): Outcome | Promise<Outcome> {
+  const { options, revocations } = life
   if (isInvalidToken(verified)) return { kind: 'invalid', error: verified }
   const refusal = refusalOf(verified.token, nowSeconds(), options.clockTolerance, options.store !== undefined)
   if (refusal !== undefined) return refusal
@@ -168,11 +175,20 @@ function change (life: RequestLifeDeps, reply: FastifyReply, next: CookieChange)
   if (sendHookRan(reply)) write(life, reply, state)
 }
 
-/** Writes the state's cookie change, if any, and keeps the response out of shared caches. */
-function write (life: RequestLifeDeps, reply: FastifyReply, state: RequestState): void {
+/**
+ * Writes the state's cookie change, if any, and keeps the response out of shared caches. Pending only while an
+ * encrypted renewal is being encrypted.
+ */
+function write (life: RequestLifeDeps, reply: FastifyReply, state: RequestState): Promise<void> | undefined {
   const pending = state.change
-  if (pending === undefined) return
+  if (pending === undefined) return undefined
   const lines = linesFor(life, reply, pending)
+  if (lines instanceof Promise) return lines.then((lines) => writeLines(reply, state, pending, lines))
+  writeLines(reply, state, pending, lines)
+  return undefined
+}
+
+function writeLines (reply: FastifyReply, state: RequestState, pending: CookieChange, lines: readonly string[] | undefined): void {
   if (lines === undefined) {
     // Not sent: it waits for another response, and tokenExpiry() in later hooks reports the token the client holds.
     state.change = undefined
@@ -187,11 +203,13 @@ function write (life: RequestLifeDeps, reply: FastifyReply, state: RequestState)
   }
 }
 
+type Lines = readonly string[] | undefined
+
 /**
  * The Set-Cookie lines of a change. A login, an update and a logout always go; a renewal only with a success, and
  * neither it nor the clearing of a refused cookie with a response that shared caches may store.
  */
-function linesFor (life: RequestLifeDeps, reply: FastifyReply, pending: CookieChange): readonly string[] | undefined {
+function linesFor (life: RequestLifeDeps, reply: FastifyReply, pending: CookieChange): Lines | Promise<Lines> {
   switch (pending.kind) {
     case 'set': return pending.lines
     case 'clear': return pending.by === 'refusal' && sharedCacheable(reply) ? undefined : life.cookie.clear(reply.request)
@@ -199,19 +217,28 @@ function linesFor (life: RequestLifeDeps, reply: FastifyReply, pending: CookieCh
   }
 }
 
-/** Signs a renewal: same session (sid), new token id. */
-function renewalLines (life: RequestLifeDeps, reply: FastifyReply, { claims, lifetime }: Extract<CookieChange, { kind: 'renew' }>): readonly string[] | undefined {
-  let lines: readonly string[]
+/** Signs (or encrypts) a renewal: same session (sid), new token id. */
+function renewalLines (life: RequestLifeDeps, reply: FastifyReply, renewal: Extract<CookieChange, { kind: 'renew' }>): Lines | Promise<Lines> {
   try {
-    lines = life.cookie.set(reply.request, life.codec.sign({ ...claims, jti: randomId() }), lifetime, claims)
+    const token = life.codec.sign({ ...renewal.claims, jti: randomId() })
+    if (token instanceof Promise) return token.then((token) => renewalCookie(life, reply, token, renewal)).catch((error: unknown) => notRenewed(reply, error))
+    return renewalCookie(life, reply, token, renewal)
   } catch (error) {
-    // Only a cookie over 4096 bytes gets here; the current cookie stays valid until its exp.
-    reply.request.log.warn({ err: error }, 'fastify-token-cookie: renewal not sent')
-    return undefined
+    return notRenewed(reply, error)
   }
+}
+
+function renewalCookie (life: RequestLifeDeps, reply: FastifyReply, token: string, { claims, lifetime }: Extract<CookieChange, { kind: 'renew' }>): Lines {
+  const lines = life.cookie.set(reply.request, token, lifetime, claims)
   // Never rejects: a store that is down leaves the session's lastSeenAt where it was.
   if (life.options.store !== undefined) record(life, claims, lifetime, reply.request).catch(() => {})
   return lines
+}
+
+/** A cookie over 4096 bytes (or, in theory, an encryption that failed): the current cookie stays valid until its exp. */
+function notRenewed (reply: FastifyReply, error: unknown): undefined {
+  reply.request.log.warn({ err: error }, 'fastify-token-cookie: renewal not sent')
+  return undefined
 }
 
 /** Lists a login, or moves a listed session's lastSeenAt, where the store lists sessions. */
@@ -243,7 +270,7 @@ async function setTokenCookie (life: RequestLifeDeps, reply: FastifyReply, paylo
   const times = loginClaims(lifetime, nowSeconds())
   // The plugin's claims last: a payload cannot set its own times, lifetime, session id or token id.
   const claims = { ...payload, [lifetimeClaim]: toLifetimeClaim(lifetime), ...times, sid: randomId(), jti: randomId() }
-  const token = codec.sign(claims)
+  const token = await codec.sign(claims)
   life.noteLogin(lifetime)
   change(life, reply, { kind: 'set', lines: cookie.set(reply.request, token, lifetime, times), expiry: expiryOf(times, lifetime) })
   await record(life, claims, lifetime, reply.request)
@@ -259,7 +286,7 @@ async function updateTokenCookie (life: RequestLifeDeps, reply: FastifyReply, cl
   // A sliding login's exp moves as a renewal's would; a session or persistent one never gets longer.
   const exp = lifetime.policy === 'sliding' ? expiresAt(lifetime, iat, current.auth_time) : current.exp
   const times: TimeClaims = { iat, exp, auth_time: current.auth_time }
-  const token = life.codec.sign({ ...appClaimsOf(claims), [lifetimeClaim]: toLifetimeClaim(lifetime), ...times, sid: current.sid, jti: randomId() })
+  const token = await life.codec.sign({ ...appClaimsOf(claims), [lifetimeClaim]: toLifetimeClaim(lifetime), ...times, sid: current.sid, jti: randomId() })
   change(life, reply, { kind: 'set', lines: life.cookie.set(reply.request, token, lifetime, times), expiry: expiryOf(times, lifetime) })
   return token
 }
@@ -277,13 +304,18 @@ function clearTokenCookie (life: RequestLifeDeps, reply: FastifyReply): Promise<
 async function revokeCarried (life: RequestLifeDeps, state: RequestState): Promise<void> {
   if (life.options.store === undefined) return
   // A token's claims when its signature is good, whatever its times: what a logout may revoke.
-  const admit = (token: string): AdmittedToken | undefined => {
-    const verified = life.codec.verify(token)
+  const admit = async (token: string): Promise<AdmittedToken | undefined> => {
+    const verified = await life.codec.verify(token)
     return isInvalidToken(verified) ? undefined : verified.token
   }
-  const tokens = genuineTokens(state, await settled(state), admit)
+  const tokens = await genuineTokens(state, await settled(state), admit)
   const now = nowSeconds()
   await Promise.all(tokens.map((token) => life.revocations.revokeToken(token, now)))
+}
+
+function sent (reply: FastifyReply, payload: unknown, done: (error: null, payload: unknown) => void): void {
+  sendHookRan(reply, true)
+  done(null, payload)
 }
 
 /** The hooks and decorators, bound to what this registration of the plugin works with. */
@@ -292,9 +324,9 @@ export function createRequestLife (life: RequestLifeDeps): RequestLife {
     onRequest: (request, _reply, done) => onRequest(life, request, done),
     onSend (request, reply, payload, done) {
       const state = stateOf(request)
-      if (state !== undefined) write(life, reply, state)
-      sendHookRan(reply, true)
-      done(null, payload)
+      const written = state === undefined ? undefined : write(life, reply, state)
+      if (written === undefined) return sent(reply, payload, done)
+      written.then(() => sent(reply, payload, done))
     },
     verifyToken (options) { return verifyToken(life, this, options) },
     setTokenCookie (payload, login) { return setTokenCookie(life, this, payload, login) },

@@ -9,6 +9,7 @@ import {
 } from './option-names.js'
 import { policies, type Lifetime } from './policy.js'
 import { memoryStore, type RevocationStore } from './store.js'
+import type { EncryptionKey } from './encrypted-token.js'
 import { canSign, verifiedCacheSize } from './token.js'
 import type {
   Algorithm, AsymmetricKey, CookieAttributes, HmacKey, IsRevoked, KeyPair, LoginOptions, SignOptions, TokenCookieOptions, VerifyOptions, VerifyTokenOptions
@@ -31,6 +32,8 @@ export interface ResolvedOptions {
   cookie: ResolvedCookieAttributes
   /** Keys: the first whose `signFrom` is past signs; with more than one, each token names its key by `kid`. */
   keys: SigningKey[]
+  /** How tokens are made: signed (JWS), or with `encrypt: true` encrypted (JWE) under keys derived from HMAC secrets. */
+  format: TokenFormat
   /** Sign options for @fastify/jwt, less the algorithm (per key). */
   sign: Record<string, unknown>
   /** Verify options for @fastify/jwt, less the algorithm (per key); expiry is left to the lifetime policy. */
@@ -59,6 +62,8 @@ export interface SigningKey {
   signFrom: number | undefined
 }
 
+export type TokenFormat = { kind: 'signed' } | { kind: 'encrypted', keys: EncryptionKey[] }
+
 export const defaultLifetime: Lifetime = { policy: 'sliding', maxAge: 30 * 60, absoluteMaxAge: 12 * 60 * 60, sessionCookie: false }
 export const defaultCookie: ResolvedCookieAttributes = { httpOnly: true, secure: true, sameSite: 'lax', path: '/' }
 
@@ -74,6 +79,7 @@ const hmacAlgorithms: readonly Algorithm[] = ['HS256', 'HS384', 'HS512']
 export function resolveOptions (options: TokenCookieOptions): ResolvedOptions {
   checkNamesOf(options)
   const keys = resolveKeys(options.secret, options.sign?.algorithm)
+  const format = resolveFormat(options, keys)
   const cookieName = options.cookieName ?? 'token'
   if (typeof cookieName !== 'string' || !cookieNamePattern.test(cookieName)) {
     fail('cookieName', 'must be a cookie name (letters, digits and !#$%&\'*+-.^_`|~)')
@@ -94,6 +100,7 @@ export function resolveOptions (options: TokenCookieOptions): ResolvedOptions {
     cookieName,
     cookie: resolveCookie(cookieName, options.cookie),
     keys,
+    format,
     sign: { ...options.sign },
     verify: {
       ...options.verify,
@@ -184,6 +191,35 @@ function isCalendarDate (value: string): boolean {
   const [year, month, day] = [Number(match[1]), Number(match[2]), Number(match[3])]
   const date = new Date(Date.UTC(year, month - 1, day))
   return date.getUTCMonth() === month - 1 && date.getUTCDate() === day
+}
+
+const signed: TokenFormat = Object.freeze({ kind: 'signed' })
+const claimOptions = ['iss', 'sub', 'nonce', 'typ'] as const
+
+/** `encrypt: true`: HMAC secrets only, and no algorithm to choose (tokens are encrypted with A256GCM, not signed). */
+function resolveFormat ({ encrypt, secret, sign }: TokenCookieOptions, keys: SigningKey[]): TokenFormat {
+  if (encrypt === undefined || encrypt === false) return signed
+  if (encrypt !== true) fail('encrypt', 'must be a boolean')
+  if (sign?.algorithm !== undefined) fail('sign.algorithm', 'cannot be set with encrypt: true (tokens are encrypted with dir and A256GCM, not signed)')
+  if (Array.isArray(secret)) {
+    const index = secret.findIndex((entry: HmacKey | AsymmetricKey) => entry.algorithm !== undefined)
+    if (index !== -1) fail(`secret[${index}].algorithm`, 'cannot be set with encrypt: true (tokens are encrypted with dir and A256GCM, not signed)')
+  }
+  // fast-jwt checks these when it signs; with encrypt: true it does not.
+  const claims: Record<string, unknown> = { ...sign }
+  for (const name of claimOptions) if (claims[name] !== undefined && typeof claims[name] !== 'string') fail(`sign.${name}`, 'must be a string')
+  const { aud } = claims
+  if (aud !== undefined && typeof aud !== 'string' && !(Array.isArray(aud) && aud.every((entry) => typeof entry === 'string'))) {
+    fail('sign.aud', 'must be a string or an array of strings')
+  }
+  return {
+    kind: 'encrypted',
+    keys: keys.map((key) => {
+      const { secret } = key
+      if (typeof secret !== 'string' && !Buffer.isBuffer(secret)) fail('encrypt', 'needs HMAC secrets (a secret, or { kid, secret } keys), not a { private, public } key pair')
+      return { ...key, secret }
+    })
+  }
 }
 
 function resolveKey (secret: string | Buffer | KeyPair, requested: SignOptions['algorithm']): Omit<SigningKey, 'kid' | 'signFrom'> {

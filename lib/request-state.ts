@@ -124,7 +124,7 @@ export function tokenExpiryOf (state: RequestState): TokenExpiry | null {
 }
 
 /** The genuine tokens a logout revokes: the one verified (even past its idle end), or each of a duplicated cookie. */
-export function genuineTokens (state: RequestState, outcome: Outcome, admit: (token: string) => AdmittedToken | undefined): AdmittedToken[] {
+export async function genuineTokens (state: RequestState, outcome: Outcome, admit: (token: string) => Promise<AdmittedToken | undefined>): Promise<AdmittedToken[]> {
   switch (outcome.kind) {
     case 'verified':
     case 'expired':
@@ -133,7 +133,8 @@ export function genuineTokens (state: RequestState, outcome: Outcome, admit: (to
     case 'invalid': {
       const found = state.found
       if (found?.kind !== 'duplicate') return []
-      return found.tokens.map(admit).filter((token): token is AdmittedToken => token !== undefined)
+      const tokens = await Promise.all(found.tokens.map(admit))
+      return tokens.filter((token): token is AdmittedToken => token !== undefined)
     }
     case 'missing':
     case 'revoked':

@@ -50,12 +50,22 @@ export function isInvalidToken (value: unknown): value is InvalidToken {
   return value instanceof TokenInvalidError
 }
 
+/**
+ * Makes and reads the plugin's tokens. An encrypting codec works asynchronously: its `sign` resolves to the token,
+ * and its `verify` resolves on a token's first sight (then answers at once from the cache of verified tokens).
+ */
 export interface TokenCodec<T> {
-  sign: (claims: Record<string, unknown>) => string
+  sign: (claims: Record<string, unknown>) => string | Promise<string>
   /**
    * What `admit` made of the payload of a well-formed token with a good signature, or else the error that says
    * why the token is refused: returned, not thrown, because refusing garbage is a path attackers choose.
    */
+  verify: (token: string) => T | InvalidToken | Promise<T | InvalidToken>
+}
+
+/** The codec of signed tokens: everything at once, nothing asynchronous. */
+export interface SigningCodec<T> extends TokenCodec<T> {
+  sign: (claims: Record<string, unknown>) => string
   verify: (token: string) => T | InvalidToken
 }
 
@@ -83,7 +93,7 @@ const maxKnownHeaders = 8
 const hmacHashes: Partial<Record<Algorithm, string>> = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' }
 
 /** What fast-jwt's verifier checks beyond the signature, for the options it was built with. */
-interface ClaimChecks {
+export interface ClaimChecks {
   /** `checkTyp` as fast-jwt compares it: lower case, without `application/`. */
   typ: string | undefined
   required: readonly string[]
@@ -104,7 +114,7 @@ const stringClaims = [['allowedJti', 'jti', false], ['allowedAud', 'aud', true],
   ['allowedNonce', 'nonce', false]] as const
 
 /** The checks of fast-jwt 6's verifier for `options`, or `undefined` when one of them is not the codec's to make. */
-function claimChecksOf (options: Readonly<Record<string, unknown>>): ClaimChecks | undefined {
+export function claimChecksOf (options: Readonly<Record<string, unknown>>): ClaimChecks | undefined {
   if (Object.keys(options).some((name) => !checkedOptions.has(name))) return undefined
   const { checkTyp, requiredClaims, clockTolerance, ignoreExpiration, ignoreNotBefore } = options
   return {
@@ -117,7 +127,7 @@ function claimChecksOf (options: Readonly<Record<string, unknown>>): ClaimChecks
   }
 }
 
-function normalizedTyp (typ: string): string {
+export function normalizedTyp (typ: string): string {
   return typ.toLowerCase().replace(/^application\//, '')
 }
 
@@ -173,15 +183,69 @@ interface HmacKey {
   secret: KeyObject
 }
 
+/** The key that signs new tokens: the first of the list. */
+/** Whether `key` may sign at `now` (ms since epoch). */
+export function canSign (key: { signFrom?: number | undefined }, now: number): boolean {
+  return key.signFrom === undefined || key.signFrom <= now
+}
+
+/**
+ * The key that signs now: the first whose `signFrom` is absent or past. Keys listed before it with a later
+ * `signFrom` take over at that moment, on every instance that has the same list. Registration makes sure one can.
+ */
+export function signingKeyOf<K extends { signFrom?: number | undefined }> (keys: readonly K[]): K {
+  const now = Date.now()
+  return keys.find((key) => canSign(key, now))!
+}
+
+/** What `admit` made of the tokens verified last, at most `size` of them: found by one lookup. */
+export interface VerifiedCache<T> {
+  get: (token: string) => T | undefined
+  /** Remembers a verified token (a copy of the string: see `detached`), evicting the oldest when full. */
+  add: (token: string, admitted: T) => void
+}
+
+export function createVerifiedCache<T> (size: number): VerifiedCache<T> {
+  const verified = new Map<string, T>()
+  // The remembered tokens in the order they came, a ring: the next slot holds the oldest, the one to evict. (Not the
+  // Map's own order: finding its first key walks past every entry deleted since the Map last rehashed.)
+  const order: string[] = []
+  let oldest = 0
+  return {
+    get: (token) => verified.get(token),
+    add (token, admitted) {
+      const copy = detached(token)
+      if (order.length < size) {
+        order.push(copy)
+      } else {
+        verified.delete(order[oldest])
+        order[oldest] = copy
+        oldest = oldest + 1 === size ? 0 : oldest + 1
+      }
+      verified.set(copy, admitted)
+    }
+  }
+}
+
+/** What `admit` makes of a payload, or the refusal it throws; any other error is a bug, and thrown. */
+export function admitted<T> (admit: Admit<T>, payload: VerifiedPayload): T | InvalidToken {
+  try {
+    return admit(payload)
+  } catch (error) {
+    if (isInvalidToken(error)) return error
+    throw error
+  }
+}
+
 /**
  * Signs with the first key that may sign now (see `signerOf`); verifies with the key the token's `kid` names (a single secret has no `kid`).
  * Structure, key, algorithm and signature are checked once per token string, not once per request: what
  * `admit` made of a verified token is remembered (bounded). Time claims and revocation are the caller's,
  * checked on every request.
  */
-export function createCodec<T> (keys: CodecKey[], admit: Admit<T>, options: CodecOptions = {}): TokenCodec<T> {
+export function createCodec<T> (keys: CodecKey[], admit: Admit<T>, options: CodecOptions = {}): SigningCodec<T> {
   const { cacheSize = verifiedCacheSize, verify: verifyOptions = {} } = options
-  const [current] = keys
+  const [first] = keys
   const checks = claimChecksOf(verifyOptions)
   // HS* keys, verified here when the codec can make every check fast-jwt would.
   const hmacKeys = new Map<CodecKey, HmacKey>()
@@ -189,37 +253,19 @@ export function createCodec<T> (keys: CodecKey[], admit: Admit<T>, options: Code
     if (key.hmacSecret !== undefined && checks !== undefined) hmacKeys.set(key, { hash: hmacHashes[key.algorithm]!, secret: createSecretKey(Buffer.from(key.hmacSecret)) })
   }
   const byKid = new Map(keys.map((key) => [key.kid, key]))
-  const verified = new Map<string, T>()
-  // The remembered tokens in the order they came, a ring: the next slot holds the oldest, the one to evict. (Not the
-  // Map's own order: finding its first key walks past every entry deleted since the Map last rehashed.)
-  const order: string[] = []
-  let oldest = 0
+  const cache = createVerifiedCache<T>(cacheSize)
   const knownHeaders = new Map<string, CodecKey>()
 
   return {
     sign: signerOf(keys),
     verify (token) {
-      const known = verified.get(token)
+      const known = cache.get(token)
       if (known !== undefined) return known
       const payload = verifyUncached(token)
       if (isInvalidToken(payload)) return payload
-      let admitted: T
-      try {
-        admitted = admit(payload)
-      } catch (error) {
-        if (isInvalidToken(error)) return error
-        throw error
-      }
-      const copy = detached(token)
-      if (order.length < cacheSize) {
-        order.push(copy)
-      } else {
-        verified.delete(order[oldest])
-        order[oldest] = copy
-        oldest = oldest + 1 === cacheSize ? 0 : oldest + 1
-      }
-      verified.set(copy, admitted)
-      return admitted
+      const result = admitted(admit, payload)
+      if (!isInvalidToken(result)) cache.add(token, result)
+      return result
     }
   }
 
@@ -250,7 +296,7 @@ export function createCodec<T> (keys: CodecKey[], admit: Admit<T>, options: Code
     const header = headerOf(headerSegment)
     if (typeof header === 'string') return new TokenInvalidError(header)
     // Never a fallback: an unknown or missing kid names no key.
-    const key = current.kid === undefined ? current : typeof header.kid === 'string' ? byKid.get(header.kid) : undefined
+    const key = first.kid === undefined ? first : typeof header.kid === 'string' ? byKid.get(header.kid) : undefined
     if (key === undefined) return new TokenInvalidError(`no key for kid ${describe(header.kid)}`)
     // Pinned per key: `none`, another HMAC size or another key type never reaches the verifier.
     if (header.alg !== key.algorithm) return new TokenInvalidError(`algorithm ${describe(header.alg)} is not ${key.algorithm}`)
@@ -265,41 +311,35 @@ export function createCodec<T> (keys: CodecKey[], admit: Admit<T>, options: Code
     const given = Buffer.from(token.slice(lastDot + 1), 'base64url')
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return new TokenInvalidError('The token signature is invalid.')
     // Signed with our key: what follows only fails for a token we (or whoever holds the key) signed.
-    let payload: unknown
-    try {
-      payload = JSON.parse(Buffer.from(token.slice(firstDot + 1, lastDot), 'base64url').toString())
-    } catch {
-      return new TokenInvalidError('The token payload is not a valid base64url serialized JSON.')
-    }
-    if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) return new TokenInvalidError('The payload must be an object')
-    let problem: string | undefined
-    try {
-      problem = claimProblem(checks!, payload as Record<string, unknown>, Date.now())
-    } catch (error) {
-      // A matcher of the app's that throws (a frozen global RegExp, say): refused, as by fast-jwt's verifier.
-      problem = error instanceof Error ? error.message : 'a claim check failed'
-    }
-    return problem === undefined ? payload as Record<string, unknown> : new TokenInvalidError(problem)
+    return checkedPayload(checks!, Buffer.from(token.slice(firstDot + 1, lastDot), 'base64url').toString())
   }
 }
 
-/** Whether `key` may sign at `now` (ms since epoch). */
-export function canSign (key: { signFrom?: number | undefined }, now: number): boolean {
-  return key.signFrom === undefined || key.signFrom <= now
+/** The claims of a token whose signature (or encryption) is good, as JSON text: an object that passes `checks`. */
+export function checkedPayload (checks: ClaimChecks, text: string): Record<string, unknown> | InvalidToken {
+  let payload: unknown
+  try {
+    payload = JSON.parse(text)
+  } catch {
+    return new TokenInvalidError('The token payload is not a valid base64url serialized JSON.')
+  }
+  if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) return new TokenInvalidError('The payload must be an object')
+  let problem: string | undefined
+  try {
+    problem = claimProblem(checks, payload as Record<string, unknown>, Date.now())
+  } catch (error) {
+    // A matcher of the app's that throws (a frozen global RegExp, say): refused, as by fast-jwt's verifier.
+    problem = error instanceof Error ? error.message : 'a claim check failed'
+  }
+  return problem === undefined ? payload as Record<string, unknown> : new TokenInvalidError(problem)
 }
 
-/**
- * Signs with the first key whose `signFrom` is absent or past: keys listed before it with a later `signFrom` take
- * over at that moment, on every instance that has the same list. Registration makes sure one key can sign.
- */
+/** Signs with the key that signs now (`signingKeyOf`), ECDSA in low-S form; looked up only where `signFrom` is used. */
 function signerOf (keys: CodecKey[]): (claims: Record<string, unknown>) => string {
   const signWith = (key: CodecKey, claims: Record<string, unknown>): string =>
     isEcdsa(key.algorithm) ? withLowS(key.algorithm, key.jwt.sign(claims)) : key.jwt.sign(claims)
   if (keys[0].signFrom === undefined) return (claims) => signWith(keys[0], claims)
-  return (claims) => {
-    const now = Date.now()
-    return signWith(keys.find((key) => canSign(key, now))!, claims)
-  }
+  return (claims) => signWith(signingKeyOf(keys), claims)
 }
 
 /** A token of another key type (or of a codec that cannot make fast-jwt's checks itself): fast-jwt verifies it. */
@@ -321,7 +361,7 @@ function verifiedByFastJwt (key: CodecKey, token: string): Record<string, unknow
  * Slicing a concatenation copies both parts into one new string first, so the slice refers to that copy alone: one
  * character longer than the token, and no Buffer on the way.
  */
-function detached (text: string): string {
+export function detached (text: string): string {
   return `${text} `.slice(0, -1)
 }
 
@@ -339,7 +379,7 @@ export function isCanonicalBase64url (token: string, start: number): boolean {
 }
 
 /** The header of what may be a token of ours, or why it cannot be one. */
-function headerOf (segment: string): Record<string, unknown> | string {
+export function headerOf (segment: string): Record<string, unknown> | string {
   const headerText = Buffer.from(segment, 'base64url').toString()
   // A JSON object starts with `{`: anything else is refused without JSON.parse, whose SyntaxError costs microseconds.
   const trimmed = headerText.trim()
@@ -358,7 +398,7 @@ function headerOf (segment: string): Record<string, unknown> | string {
 }
 
 /** Runs `call` with stack traces off: the errors of a refused token are never read, and capturing one costs microseconds. */
-function withoutStackTraces<R> (call: () => R): R {
+export function withoutStackTraces<R> (call: () => R): R {
   const stackTraceLimit = Error.stackTraceLimit
   Error.stackTraceLimit = 0
   try {

@@ -89,6 +89,17 @@ test('signFrom on a key pair, and on every key of a list whose last key signs', 
   t.equal(kidOf((await login(app)).token), 'k3')
 })
 
+test('with encrypt: the key that encrypts switches at signFrom too, and the other decrypts before it', async (t) => {
+  const clock = fakeClock(t)
+  const app = await buildApp(t, { secret: [{ ...k2, signFrom: switchAt }, k1], encrypt: true, maxAge: '2h' })
+  const before = await login(app)
+  t.equal(kidOf(before.token), 'k1')
+  clock.tick(60 * minutes)
+  const after = await login(app)
+  t.equal(kidOf(after.token), 'k2')
+  for (const { cookie } of [before, after]) t.equal((await app.inject({ url: '/private', headers: { cookie } })).statusCode, 200)
+})
+
 const refused: Array<[string, unknown, RegExp]> = [
   ['every key signs only later', [{ ...k2, signFrom: switchAt }, { ...k1, signFrom: switchAt }], /secret has no key that can sign now/],
   ['a word', [{ ...k2, signFrom: 'tomorrow' }, k1], /secret\[0\]\.signFrom must be a Date or an ISO 8601 date/],

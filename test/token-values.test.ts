@@ -1,13 +1,14 @@
 // Every header field and claim the plugin reads, given a value of any JSON type, by a token whose signature is
 // good: never a 5xx or a 400, never a session from a malformed claim, and a refused cookie is always cleared.
 // Through the cookie and the Bearer header, on public and protected routes, with one secret, a key list and an
-// RSA key. No token value may reach String(), a template, a comparison or a Map lookup before its type is checked.
+// RSA key, signed; and with one secret and a key list, encrypted (`encrypt: true`) with the app's key, so every value
+// gets past decryption. No token value may reach String(), a template, a comparison or a Map lookup before its type is checked.
 import fc from 'fast-check'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { test } from 'tap'
 import type { TokenCookieOptions } from '../index.js'
 import { buildApp, fakeClock, pemKeys, secret, tokenCookieOf } from './helpers/app.js'
-import { b64url, nowSeconds, signInput, type SigningKey } from './helpers/craft.js'
+import { b64url, craftJwe, jweKeyOf, nowSeconds, raw, signInput, type SigningKey } from './helpers/craft.js'
 import { fuzzRuns, fuzzSeed, rejectionCodes } from './helpers/fuzz.js'
 
 const seed = fuzzSeed(20301204)
@@ -33,7 +34,7 @@ const fieldArb: fc.Arbitrary<Field> = fc.oneof(
   { weight: 3, arbitrary: hostileText.map((text) => ({ kind: 'hostile', text }) as const) }
 )
 
-const headerFields = ['alg', 'kid', 'typ'] as const
+const headerFields = ['alg', 'enc', 'kid', 'typ'] as const
 const claimFields = ['iat', 'exp', 'auth_time', 'sid', 'sub', 'tc', 'jti'] as const
 type Fields = Record<(typeof headerFields)[number] | (typeof claimFields)[number], Field>
 const fieldNames = [...headerFields, ...claimFields]
@@ -47,15 +48,19 @@ const fieldsArb: fc.Arbitrary<Fields> = fc.oneof(
 
 interface Setup {
   name: string
+  /** How the app makes tokens: signed (JWS), or with `encrypt: true` encrypted (JWE, dir and A256GCM). */
+  format: 'signed' | 'encrypted'
   options: Partial<TokenCookieOptions>
   alg: string
   kid: string | undefined
+  /** The signing key (for encrypted setups, the secret whose derived key encrypts). */
   key: SigningKey
 }
 
 function goodText (name: keyof Fields, setup: Setup, now: number): string | undefined {
   const good: Record<keyof Fields, unknown> = {
     alg: setup.alg,
+    enc: setup.format === 'encrypted' ? 'A256GCM' : undefined,
     kid: setup.kid,
     typ: 'JWT',
     iat: now,
@@ -79,9 +84,12 @@ function objectText (names: ReadonlyArray<keyof Fields>, fields: Fields, setup: 
   return `{${members.join(',')}}`
 }
 
-/** A token with the given fields, signed with the app's own key and algorithm: its signature is good. */
+/** A token with the given fields, signed (or encrypted) with the app's own key: its signature (or tag) is good. */
 function tokenOf (fields: Fields, setup: Setup, now: number): string {
-  const input = `${b64url(objectText(headerFields, fields, setup, now))}.${b64url(objectText(claimFields, fields, setup, now))}`
+  const header = objectText(headerFields, fields, setup, now)
+  const claims = objectText(claimFields, fields, setup, now)
+  if (setup.format === 'encrypted') return craftJwe({ header: raw(header), plaintext: raw(claims), key: jweKeyOf(setup.key as string) })
+  const input = `${b64url(header)}.${b64url(claims)}`
   return `${input}.${signInput(input, setup.alg, setup.key)}`
 }
 
@@ -92,11 +100,16 @@ function valueOf (field: Field, name: keyof Fields, setup: Setup, now: number): 
   return text === undefined ? undefined : JSON.parse(text)
 }
 
-/** Whether the plugin may accept it: the header names our key, the times are numbers, its own claims well-typed. */
+/**
+ * Whether the plugin may accept it: the header names our key (a single secret's encrypted tokens have no kid, its
+ * signed ones may have any), the times are numbers, its own claims well-typed.
+ */
 function acceptable (fields: Fields, setup: Setup, now: number): boolean {
   const value = (name: keyof Fields): unknown => valueOf(fields[name], name, setup, now)
   const isString = (name: keyof Fields): boolean => typeof value(name) === 'string' && value(name) !== ''
-  return value('alg') === setup.alg && (setup.kid === undefined || value('kid') === setup.kid) &&
+  const encrypted = setup.format === 'encrypted'
+  const kidNamesKey = setup.kid === undefined ? !encrypted || value('kid') === undefined : value('kid') === setup.kid
+  return value('alg') === setup.alg && kidNamesKey && (!encrypted || value('enc') === 'A256GCM') &&
     (['iat', 'exp', 'auth_time'] as const).every((name) => Number.isFinite(value(name))) &&
     (['sid', 'jti'] as const).every((name) => fields[name].kind === 'absent' || isString(name)) &&
     fields.tc.kind !== 'hostile'
@@ -120,10 +133,13 @@ async function exchange (app: FastifyInstance, token: string, source: 'cookie' |
 }
 
 const rsa = pemKeys('rsa')
+const keyList = [{ kid: 'k2', secret: otherSecret }, { kid: 'k1', secret }]
 const setups: Setup[] = [
-  { name: 'one secret', options: {}, alg: 'HS256', kid: undefined, key: secret },
-  { name: 'a key list', options: { secret: [{ kid: 'k2', secret: otherSecret }, { kid: 'k1', secret }] }, alg: 'HS256', kid: 'k1', key: secret },
-  { name: 'an RSA key', options: { secret: rsa }, alg: 'RS256', kid: undefined, key: rsa.private }
+  { name: 'one secret', format: 'signed', options: {}, alg: 'HS256', kid: undefined, key: secret },
+  { name: 'a key list', format: 'signed', options: { secret: keyList }, alg: 'HS256', kid: 'k1', key: secret },
+  { name: 'an RSA key', format: 'signed', options: { secret: rsa }, alg: 'RS256', kid: undefined, key: rsa.private },
+  { name: 'one secret, encrypted', format: 'encrypted', options: { encrypt: true }, alg: 'dir', kid: undefined, key: secret },
+  { name: 'a key list, encrypted', format: 'encrypted', options: { encrypt: true, secret: keyList }, alg: 'dir', kid: 'k1', key: secret }
 ]
 
 for (const setup of setups) {

@@ -88,6 +88,8 @@ app.register(tokenCookie, { secret: 'x'.repeat(32), cookie: { secure: true, same
 app.register(tokenCookie, { secret: 'x'.repeat(32), isRevoked: () => false })
 app.register(tokenCookie, { secret: { private: 'pem', public: 'pem' }, sign: { algorithm: 'ES256' } })
 app.register(tokenCookie, { secret: { private: 'pem', public: 'pem' }, sign: { algorithm: 'EdDSA' } })
+app.register(tokenCookie, { secret: 'x'.repeat(32), encrypt: true })
+app.register(tokenCookie, { secret: [{ kid: 'k2', secret: 'x'.repeat(32) }, { kid: 'k1', secret: Buffer.alloc(32) }], encrypt: false })
 
 // misuse
 expectError(app.register(tokenCookie, {}))
@@ -108,6 +110,7 @@ expectError(app.register(tokenCookie, { secret: 'x'.repeat(32), sign: { algorith
 expectError(app.register(tokenCookie, { secret: 'x'.repeat(32), verify: { clockTolerance: 'a while' } }))
 expectError(app.register(tokenCookie, { secret: 'x'.repeat(32), bearer: 'yes' }))
 expectError(app.register(tokenCookie, { secret: 'x'.repeat(32), expiryHint: 'yes' }))
+expectError(app.register(tokenCookie, { secret: 'x'.repeat(32), encrypt: 'A256GCM' }))
 expectError(app.register(tokenCookie, { secret: 'x'.repeat(32), isRevoked: () => 'no' }))
 expectError(app.register(tokenCookie, { secret: 'x'.repeat(32), isRevoked: async () => 'no' }))
 expectError(app.register(tokenCookie, { secret: 'x'.repeat(32), maxAgeSeconds: 60 }))

@@ -194,6 +194,11 @@ export interface TokenCookieOptions extends LoginOptions {
    * smaller, or that serves more sessions than that in turn, sets its own bound.
    */
   cacheSize?: number
+  /**
+   * `true`: tokens are encrypted (JWE, `dir` and A256GCM, a key derived from each secret by HKDF-SHA256), so nobody
+   * holding the cookie or the Bearer token can read its claims. HMAC secrets only. Default `false`: signed tokens (JWS).
+   */
+  encrypt?: boolean
 }
 
 /** When the current token expires, in seconds since epoch. */

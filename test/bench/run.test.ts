@@ -3,7 +3,7 @@
 import { test } from 'tap'
 import { runBench } from '../helpers/run-bench.js'
 
-const rows = ['1', '1b', '2', '3', '4', '4b', '5', '6', '7', '8', '9', '10', '11']
+const rows = ['1', '1b', '2', '3', '4', '4b', '5', '6', '7', '8', '9', '10', '11', '13']
 
 test('npm run bench -- --quick: every variant measured, a table printed, exit 0', async (t) => {
   // Other test files share the two cores, so the Redis variant gets more than the default 100 ms before it answers 503.

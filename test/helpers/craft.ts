@@ -1,5 +1,5 @@
 // Token crafting for the hardening tests: node:crypto over base64url, never the library under test.
-import { constants, createHmac, sign as cryptoSign, type KeyLike } from 'node:crypto'
+import { constants, createCipheriv, createHmac, hkdfSync, randomBytes, sign as cryptoSign, type KeyLike } from 'node:crypto'
 
 /** JSON text used as is (duplicate or `__proto__` keys, non-JSON), instead of `JSON.stringify(value)`. */
 export class RawJson {
@@ -110,4 +110,31 @@ export function decode (token: string): DecodedToken {
     payload: JSON.parse(Buffer.from(payload, 'base64url').toString()),
     signature
   }
+}
+
+/** The AES-256-GCM key of `encrypt: true` for `secret`, as documented: HKDF-SHA256, no salt, its fixed info string. */
+export function jweKeyOf (secret: string | Buffer): Buffer {
+  return Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), 'fastify-token-cookie JWE A256GCM', 32))
+}
+
+export interface CraftJweOptions {
+  /** The protected header (or a `raw()` text); defaults to `{ alg: 'dir', enc: 'A256GCM', typ: 'JWT' }`. */
+  header?: unknown
+  /** The plaintext: JSON of a value, a `raw()` text, or bytes as they are. */
+  plaintext: unknown
+  /** AES-256-GCM key. */
+  key: Buffer
+  /** The encrypted-key segment, empty for `dir`. */
+  encryptedKey?: string
+}
+
+/** A JWE in compact form: AES-256-GCM under `key`, with the header segment as additional authenticated data. */
+export function craftJwe ({ header, plaintext, key, encryptedKey = '' }: CraftJweOptions): string {
+  const headerSegment = encodeSegment(header === undefined ? { alg: 'dir', enc: 'A256GCM', typ: 'JWT' } : header)
+  const iv = randomBytes(12)
+  const cipher = createCipheriv('aes-256-gcm', key, iv)
+  cipher.setAAD(Buffer.from(headerSegment))
+  const bytes = Buffer.isBuffer(plaintext) ? plaintext : Buffer.from(plaintext instanceof RawJson ? plaintext.text : JSON.stringify(plaintext))
+  const ciphertext = Buffer.concat([cipher.update(bytes), cipher.final()])
+  return [headerSegment, encryptedKey, b64url(iv), b64url(ciphertext), b64url(cipher.getAuthTag())].join('.')
 }
