@@ -10,7 +10,7 @@ import { resolveOptions, type ResolvedOptions } from './lib/options.js'
 import { admitterFor } from './lib/policy.js'
 import { kSendHookRan, kState } from './lib/request-state.js'
 import { createRevocationApi, createRevocations } from './lib/revocation.js'
-import { createCodec, type CodecKey, type JwtSignerVerifier } from './lib/token.js'
+import { createCodec, maxTokenBytes, type CodecKey, type JwtSignerVerifier } from './lib/token.js'
 import type { TokenCookieOptions } from './types/index.js'
 
 export type * from './types/index.js'
@@ -45,8 +45,10 @@ const plugin: FastifyPluginAsync<TokenCookieOptions> = async function fastifyTok
   if (app.hasRequestDecorator('verifyToken')) throw new AlreadyRegisteredError()
   const options = resolveOptions(pluginOptions)
   if (!app.hasReplyDecorator('setCookie')) await app.register(fastifyCookie)
-  const codec = createCodec(await registerJwt(app, options), admitterFor(options.lifetime), { cacheSize: options.cacheSize, verify: options.verify })
-  const cookie = createCookieWriter(options.cookieName, options.cookie, options.expiryHint, app.serializeCookie, (request) => {
+  const codec = createCodec(await registerJwt(app, options), admitterFor(options.lifetime), {
+    cacheSize: options.cacheSize, verify: options.verify, maxTokenBytes: options.maxChunks * maxTokenBytes
+  })
+  const cookie = createCookieWriter(options.cookieName, options.cookie, options, app.serializeCookie, (request) => {
     request.log.warn(`fastify-token-cookie: a Secure cookie was set on a plain http request to ${request.hostname}; browsers drop it, so ` +
       'the login will not hold. Serve https, or behind a TLS proxy use cookie: { secure: \'auto\' } with Fastify\'s trustProxy')
   })

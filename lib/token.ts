@@ -30,6 +30,8 @@ export interface CodecOptions {
    * fast-jwt verifies HS* tokens too.
    */
   verify?: Readonly<Record<string, unknown>>
+  /** The longest token accepted, refused before anything is decoded; `maxTokenBytes` by default (more for chunked cookies). */
+  maxTokenBytes?: number
 }
 
 /** A verified payload, shared by every request that sends the same token: never changed, never handed out. */
@@ -57,7 +59,7 @@ export interface TokenCodec<T> {
   verify: (token: string) => T | InvalidToken
 }
 
-/** Browsers keep cookies up to 4096 bytes, so no token of ours is longer. */
+/** Browsers keep cookies up to 4096 bytes, so no token in one cookie of ours is longer. */
 export const maxTokenBytes = 4096
 
 /**
@@ -177,7 +179,7 @@ interface HmacKey {
  * checked on every request.
  */
 export function createCodec<T> (keys: CodecKey[], admit: Admit<T>, options: CodecOptions = {}): TokenCodec<T> {
-  const { cacheSize = verifiedCacheSize, verify: verifyOptions = {} } = options
+  const { cacheSize = verifiedCacheSize, verify: verifyOptions = {}, maxTokenBytes: maxBytes = maxTokenBytes } = options
   const [current] = keys
   const checks = claimChecksOf(verifyOptions)
   // HS* keys, verified here when the codec can make every check fast-jwt would.
@@ -221,7 +223,7 @@ export function createCodec<T> (keys: CodecKey[], admit: Admit<T>, options: Code
   }
 
   function verifyUncached (token: string): Record<string, unknown> | InvalidToken {
-    if (token.length > maxTokenBytes) return new TokenInvalidError(`longer than ${maxTokenBytes} bytes`)
+    if (token.length > maxBytes) return new TokenInvalidError(`longer than ${maxBytes} bytes`)
     // Exactly two dots before the character check: most garbage has none, and fails here for next to nothing.
     const firstDot = token.indexOf('.')
     const lastDot = token.lastIndexOf('.')
