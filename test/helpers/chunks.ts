@@ -71,15 +71,15 @@ export function tokenIn (jar: Jar, name = 'token'): string | undefined {
 }
 
 /**
- * The plugin with `options`, and routes: POST /login `{ pad }` (a `pad` claim of that many characters), GET /me
+ * The plugin with `options`, and routes: POST /login `{ pad, sub? }` (a `pad` claim of that many characters), GET /me
  * (protected: `{ sub, pad, sid }`), POST /update `{ pad }` (the session's claims, re-padded), POST /logout.
  */
 export async function buildChunkApp (t: Test, options: Partial<TokenCookieOptions>, fastify: FastifyServerOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ forceCloseConnections: true, ...fastify })
   t.teardown(() => app.close())
   await app.register(tokenCookie, { secret, ...options })
-  app.post<{ Body: { pad: number } }>('/login', async (request, reply) => {
-    await reply.setTokenCookie({ sub: 'alice', pad: 'x'.repeat(request.body.pad) })
+  app.post<{ Body: { pad: number, sub?: string } }>('/login', async (request, reply) => {
+    await reply.setTokenCookie({ sub: request.body.sub ?? 'alice', pad: 'x'.repeat(request.body.pad) })
     return { ok: true }
   })
   app.get('/me', async (request) => {
