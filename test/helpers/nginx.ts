@@ -1,8 +1,10 @@
-// A real nginx as a shared cache (a CDN, a caching proxy) in front of an app on 127.0.0.1: started on a free
-// port from a temporary directory of its own (no system paths), stopped by its pid in teardown.
+// A real nginx in front of an app on 127.0.0.1, as a shared cache (a CDN, a caching proxy) or as a plain reverse
+// proxy: started on a free port from a temporary directory of its own (no system paths), stopped by its pid in
+// teardown.
 //
-// The configuration is an aggressive one, on purpose: the cache key has no cookie in it, and Set-Cookie does
-// not stop nginx from caching a response (`proxy_ignore_headers Set-Cookie`), so only Cache-Control decides.
+// The shared cache's configuration is an aggressive one, on purpose: the cache key has no cookie in it, and
+// Set-Cookie does not stop nginx from caching a response (`proxy_ignore_headers Set-Cookie`), so only Cache-Control
+// decides.
 // A response with a session cookie that this cache stores is handed, cookie and all, to the next user. A stale
 // copy is revalidated with the ETag it has (`proxy_cache_revalidate`): how an app's 304 reaches a shared cache.
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -17,7 +19,7 @@ import { freePort } from './redis.js'
 /** The nginx binary: `$NGINX`, else the first on PATH (or in /usr/sbin, /usr/bin). */
 export const nginxPath: string | undefined = findBinary('nginx', 'NGINX')
 
-export interface SharedCache {
+export interface Nginx {
   /** `http://127.0.0.1:<port>`: where clients send their requests. */
   readonly url: string
   readonly port: number
@@ -27,12 +29,30 @@ export interface SharedCache {
   errorLog: () => string
 }
 
+/** nginx as a shared cache. */
+export type SharedCache = Nginx
+
 export interface SharedCacheOptions {
   /** The port of the app on 127.0.0.1. */
   upstream: number
 }
 
-function configuration (dir: string, port: number, upstream: number): string {
+export interface ReverseProxyOptions {
+  /** The port of the app on 127.0.0.1. */
+  upstream: number
+  /** Directives for the `http` block (buffer sizes, say); nginx's defaults without. */
+  directives?: string
+}
+
+const cacheLocation = (upstream: number): string => `
+      proxy_pass http://127.0.0.1:${upstream};
+      proxy_cache shared;
+      proxy_cache_key $scheme$host$request_uri;
+      proxy_ignore_headers Set-Cookie;
+      proxy_cache_revalidate on;
+      add_header X-Cache-Status $upstream_cache_status always;`
+
+function configuration (dir: string, port: number, location: string, directives = ''): string {
   // As root, nginx would run its workers as nobody, who cannot write to this directory: they stay root here.
   const user = process.getuid?.() === 0 ? 'user root;' : ''
   return `${user}
@@ -49,16 +69,11 @@ http {
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
   proxy_cache_path ${dir}/cache keys_zone=shared:1m;
+  ${directives}
   server {
     listen 127.0.0.1:${port};
     location = /__cache-ready { return 204; }
-    location / {
-      proxy_pass http://127.0.0.1:${upstream};
-      proxy_cache shared;
-      proxy_cache_key $scheme$host$request_uri;
-      proxy_ignore_headers Set-Cookie;
-      proxy_cache_revalidate on;
-      add_header X-Cache-Status $upstream_cache_status always;
+    location / {${location}
     }
   }
 }
@@ -70,8 +85,20 @@ http {
  * line that says how to install it, when nginx is not there.
  */
 export async function startSharedCache (t: Test, { upstream }: SharedCacheOptions): Promise<SharedCache> {
+  return await startNginx(t, cacheLocation(upstream))
+}
+
+/**
+ * Starts nginx as a reverse proxy in front of `127.0.0.1:<upstream>`, with `directives` in its `http` block; resolves
+ * once it answers, rejects with nginx's own message when it refuses the configuration.
+ */
+export async function startReverseProxy (t: Test, { upstream, directives }: ReverseProxyOptions): Promise<Nginx> {
+  return await startNginx(t, `\n      proxy_pass http://127.0.0.1:${upstream};`, directives)
+}
+
+async function startNginx (t: Test, location: string, directives?: string): Promise<Nginx> {
   if (nginxPath === undefined) {
-    console.log('# nginx not found: the shared-cache tests need it; install it with: apt-get install -y nginx')
+    console.log('# nginx not found: the nginx tests need it; install it with: apt-get install -y nginx')
     throw new Error('nginx not found: apt-get install -y nginx')
   }
   const dir = mkdtempSync(join(tmpdir(), 'fastify-token-cookie-nginx-'))
@@ -87,7 +114,7 @@ export async function startSharedCache (t: Test, { upstream }: SharedCacheOption
   let lastError: Error | undefined
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort()
-    writeFileSync(join(dir, 'nginx.conf'), configuration(dir, port, upstream))
+    writeFileSync(join(dir, 'nginx.conf'), configuration(dir, port, location, directives))
     try {
       const child = await launch(t, dir, port, errorLog)
       return { url: `http://127.0.0.1:${port}`, port, pid: child.pid as number, errorLog }
