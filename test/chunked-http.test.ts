@@ -16,10 +16,10 @@ const recommended = `
   proxy_buffer_size 16k;
   proxy_busy_buffers_size 16k;`
 const recommendedFor10 = `
-  large_client_header_buffers 4 48k;
-  proxy_buffer_size 48k;
+  large_client_header_buffers 4 44k;
+  proxy_buffer_size 44k;
   proxy_buffers 8 16k;
-  proxy_busy_buffers_size 48k;`
+  proxy_busy_buffers_size 44k;`
 
 interface Answer { status: number, body: string, setCookie: string[] }
 
