@@ -49,9 +49,10 @@ interface Formatted {
   /** What follows `name=value` (an empty value formats as nothing). */
   attributes: string
   hintAttributes: string
-  /** The lines that expire `<name>`, the expiry hint, and each chunk name. */
+  /** The line that expires `<name>`; the one for the expiry hint, if written. */
   clearPlain: string
   clearHint: string | undefined
+  /** The lines that expire chunk names `.0` to `.9` (none with maxChunks 1). */
   clearChunks: string[]
   /** The lines that expire `<name>` and the hint: a request that carried `<name>` alone. */
   clearPlainOnly: readonly string[]
@@ -75,22 +76,7 @@ export function createCookieWriter (
     partitioned: attributes.partitioned,
     priority: attributes.priority
   }
-  const formatted = [false, true].map((secure): Formatted => {
-    const options = { ...base, secure }
-    const hintOptions = { ...options, httpOnly: false, encode: asWritten }
-    const cleared = { ...options, maxAge: 0, expires: epoch }
-    const clearPlain = serialize(name, '', cleared)
-    const clearHint = expiryHint ? serialize(hintName, '', { ...hintOptions, maxAge: 0, expires: epoch }) : undefined
-    return {
-      attributes: serialize(name, '', options).slice(name.length + 1),
-      hintAttributes: serialize(hintName, '', hintOptions).slice(hintName.length + 1),
-      clearPlain,
-      clearHint,
-      // Chunks are never read with maxChunks 1: their names are another app's, not cleared.
-      clearChunks: maxChunks === 1 ? [] : Array.from({ length: chunkNames }, (_, index) => serialize(chunkName(name, index), '', cleared)),
-      clearPlainOnly: clearHint === undefined ? [clearPlain] : [clearPlain, clearHint]
-    }
-  })
+  const formatted = [false, true].map((secure) => format(name, { ...base, secure }, expiryHint, maxChunks, serialize))
   // 'auto' writes `; Secure` over HTTPS only; the size limit counts it either way.
   const formattedFor = (request: FastifyRequest): Formatted =>
     formatted[Number(attributes.secure === 'auto' ? request.protocol === 'https' : attributes.secure)]
@@ -112,16 +98,9 @@ export function createCookieWriter (
         warnInsecure(request)
       }
       const lines = formattedFor(request)
-      const written = bytes <= maxSetCookieBytes
-        ? [`${name}=${token}${maxAgeAttribute}${lines.attributes}`]
-        : chunkLines(name, token, count, `${maxAgeAttribute}${lines.attributes}`)
+      const written = tokenLines(name, token, count, `${maxAgeAttribute}${lines.attributes}`)
       if (expiryHint) written.push(`${hintName}=e=${claims.exp}&a=${absoluteExpiresAt(lifetime, claims)}${maxAgeAttribute}${lines.hintAttributes}`)
-      // What the request carried that these cookies do not overwrite: chunks past the last one written (every one for
-      // a token in one cookie), and for a chunked token `<name>` itself, always: a Bearer request left it unread.
-      const firstStale = count === 1 ? 0 : count
-      for (const index of carried.chunks) if (index >= firstStale) written.push(lines.clearChunks[index])
-      if (count > 1) written.push(lines.clearPlain)
-      return written
+      return clearStale(written, carried, count, lines)
     },
     clear (request, carried) {
       const lines = formattedFor(request)
@@ -139,10 +118,41 @@ function chunkCount (length: number, capacity: number): number {
   return capacity <= 0 ? Infinity : Math.ceil(length / capacity)
 }
 
-/** The Set-Cookie lines of a token split over `count` chunks whose lengths differ by one at most. */
-function chunkLines (name: string, token: string, count: number, attributes: string): string[] {
+/** The parts of the lines for one set of attributes (one value of `Secure`), formatted by the serializer. */
+function format (name: string, options: Record<string, unknown>, expiryHint: boolean, maxChunks: number, serialize: SerializeCookie): Formatted {
+  const hintName = expiryHintName(name)
+  const hintOptions = { ...options, httpOnly: false, encode: asWritten }
+  const cleared = { ...options, maxAge: 0, expires: epoch }
+  const clearPlain = serialize(name, '', cleared)
+  const clearHint = expiryHint ? serialize(hintName, '', { ...hintOptions, maxAge: 0, expires: epoch }) : undefined
+  return {
+    attributes: serialize(name, '', options).slice(name.length + 1),
+    hintAttributes: serialize(hintName, '', hintOptions).slice(hintName.length + 1),
+    clearPlain,
+    clearHint,
+    // Chunks are never read with maxChunks 1: their names are another app's, not cleared.
+    clearChunks: maxChunks === 1 ? [] : Array.from({ length: chunkNames }, (_, index) => serialize(chunkName(name, index), '', cleared)),
+    clearPlainOnly: clearHint === undefined ? [clearPlain] : [clearPlain, clearHint]
+  }
+}
+
+/** The Set-Cookie lines of a token: `<name>` alone, or `count` chunks whose lengths differ by one at most. */
+function tokenLines (name: string, token: string, count: number, attributes: string): string[] {
+  if (count === 1) return [`${name}=${token}${attributes}`]
   const at = (index: number): number => Math.floor(index * token.length / count)
   return Array.from({ length: count }, (_, index) => `${chunkName(name, index)}=${token.slice(at(index), at(index + 1))}${attributes}`)
+}
+
+/**
+ * Adds to `written` the lines that expire what the request carried and a token in `count` cookies does not
+ * overwrite: chunks past the last one written (every one for a token in one cookie), and for a chunked token
+ * `<name>` itself, always (a request with a Bearer token left the cookie unread).
+ */
+function clearStale (written: string[], carried: CarriedCookies, count: number, lines: Formatted): string[] {
+  const firstStale = count === 1 ? 0 : count
+  for (const index of carried.chunks) if (index >= firstStale) written.push(lines.clearChunks[index])
+  if (count > 1) written.push(lines.clearPlain)
+  return written
 }
 
 /** Hosts on which browsers keep Secure cookies over plain http. */

@@ -125,6 +125,7 @@ function open (life: RequestLifeDeps, request: FastifyRequest, found = tokenOf(l
   return state
 }
 
+/** The token the request carries, by the app's options. */
 function tokenOf ({ cookieName, bearer, maxChunks }: ResolvedOptions, request: FastifyRequest): FoundToken | undefined {
   return findToken(request.headers, cookieName, bearer, maxChunks)
 }
@@ -222,12 +223,12 @@ function clearingLines (life: RequestLifeDeps, request: FastifyRequest, by: 'log
 
 /** Signs a renewal: same session (sid), new token id. */
 function renewalLines (life: RequestLifeDeps, reply: FastifyReply, { claims, lifetime }: Extract<CookieChange, { kind: 'renew' }>): readonly string[] | undefined {
+  const carried = carriedBy(life, reply.request, stateFor(life, reply.request))
   let lines: readonly string[]
   try {
-    const carried = carriedBy(life, reply.request, stateFor(life, reply.request))
     lines = life.cookie.set(reply.request, life.codec.sign({ ...claims, jti: randomId() }), lifetime, claims, carried)
   } catch (error) {
-    // Only a cookie over 4096 bytes gets here; the current cookie stays valid until its exp.
+    // Only a token past maxChunks cookies of 4096 bytes gets here; the current cookies stay valid until its exp.
     reply.request.log.warn({ err: error }, 'fastify-token-cookie: renewal not sent')
     return undefined
   }

@@ -1,7 +1,5 @@
 // Where a request's token comes from: the cookie, or with `bearer` the Authorization header.
 
-export type TokenSource = 'cookie' | 'header'
-
 /** The token cookies a request carried, `<cookieName>` and its chunks: what the response clears or replaces. */
 export interface CarriedCookies {
   /** `<cookieName>` itself, empty or not. */
