@@ -11,7 +11,7 @@ import { createEncryptedCodec } from './lib/encrypted-token.js'
 import { admitterFor, type Verified } from './lib/policy.js'
 import { kSendHookRan, kState } from './lib/request-state.js'
 import { createRevocationApi, createRevocations } from './lib/revocation.js'
-import { createCodec, type CodecKey, type JwtSignerVerifier, type TokenCodec } from './lib/token.js'
+import { createCodec, maxTokenBytes, type CodecKey, type JwtSignerVerifier, type TokenCodec } from './lib/token.js'
 import type { TokenCookieOptions } from './types/index.js'
 
 export type * from './types/index.js'
@@ -45,9 +45,11 @@ async function registerJwt (app: FastifyInstance, options: ResolvedOptions): Pro
 async function codecFor (app: FastifyInstance, options: ResolvedOptions): Promise<TokenCodec<Verified>> {
   const admit = admitterFor(options.lifetime)
   const { format, cacheSize, verify, sign } = options
+  // A chunked token is up to `maxChunks` cookies long.
+  const maxBytes = options.maxChunks * maxTokenBytes
   switch (format.kind) {
-    case 'signed': return createCodec(await registerJwt(app, options), admit, { cacheSize, verify })
-    case 'encrypted': return await createEncryptedCodec(format.keys, admit, { cacheSize, verify, sign })
+    case 'signed': return createCodec(await registerJwt(app, options), admit, { cacheSize, verify, maxTokenBytes: maxBytes })
+    case 'encrypted': return await createEncryptedCodec(format.keys, admit, { cacheSize, verify, sign, maxTokenBytes: maxBytes })
   }
 }
 
@@ -57,7 +59,7 @@ const plugin: FastifyPluginAsync<TokenCookieOptions> = async function fastifyTok
   const options = resolveOptions(pluginOptions)
   if (!app.hasReplyDecorator('setCookie')) await app.register(fastifyCookie)
   const codec = await codecFor(app, options)
-  const cookie = createCookieWriter(options.cookieName, options.cookie, options.expiryHint, app.serializeCookie, (request) => {
+  const cookie = createCookieWriter(options.cookieName, options.cookie, options, app.serializeCookie, (request) => {
     request.log.warn(`fastify-token-cookie: a Secure cookie was set on a plain http request to ${request.hostname}; browsers drop it, so ` +
       'the login will not hold. Serve https, or behind a TLS proxy use cookie: { secure: \'auto\' } with Fastify\'s trustProxy')
   })

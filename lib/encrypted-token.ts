@@ -24,6 +24,8 @@ export interface EncryptedCodecOptions {
   verify?: Readonly<Record<string, unknown>>
   /** Sign options: `iss`, `aud`, `sub`, `nonce` go into the claims (over the payload's), `typ` into the header. */
   sign?: Readonly<Record<string, unknown>>
+  /** The longest token accepted, refused before anything is decoded; `maxTokenBytes` by default (more for chunked cookies). */
+  maxTokenBytes?: number
 }
 
 /**
@@ -59,7 +61,7 @@ export function contentKeyOf (secret: string | Buffer): Buffer {
  * meet the checks a signed token's meet; what `admit` made of them is remembered, as by the signing codec.
  */
 export async function createEncryptedCodec<T> (keys: readonly EncryptionKey[], admit: Admit<T>, options: EncryptedCodecOptions = {}): Promise<TokenCodec<T>> {
-  const { cacheSize = verifiedCacheSize, verify = {}, sign = {} } = options
+  const { cacheSize = verifiedCacheSize, verify = {}, sign = {}, maxTokenBytes: maxBytes = maxTokenBytes } = options
   const checks = claimChecksOf(verify)
   if (checks === undefined) throw new OptionsError(`verify has an option that encrypt: true cannot check (${Object.keys(verify).join(', ')})`)
   const typ = typeof sign.typ === 'string' ? sign.typ : 'JWT'
@@ -98,7 +100,7 @@ export async function createEncryptedCodec<T> (keys: readonly EncryptionKey[], a
 
   /** The key of a token that may be one of ours, or why it cannot be: no decryption yet. */
   function keyFor (token: string): ContentKey | InvalidToken {
-    if (token.length > maxTokenBytes) return new TokenInvalidError(`longer than ${maxTokenBytes} bytes`)
+    if (token.length > maxBytes) return new TokenInvalidError(`longer than ${maxBytes} bytes`)
     if (!compactJwe.test(token)) return new TokenInvalidError('not an encrypted token (JWE compact serialization, alg dir)')
     const headerEnd = token.indexOf('.')
     const tagStart = token.lastIndexOf('.') + 1

@@ -15,7 +15,7 @@ import {
   authenticate, expiryOf, genuineTokens, logout, missing, payloadOf, refusal, rejectionOf, sendHookRan, stateOf, tokenExpiryOf, settled,
   type CookieChange, type Outcome, type RequestState
 } from './request-state.js'
-import { findToken, type FoundToken } from './request-token.js'
+import { findToken, noCookies, readCookie, type CarriedCookies, type FoundToken } from './request-token.js'
 import type { Revocations, Verdict } from './revocation.js'
 import { hasPrototypeKey, isInvalidToken, isPlainObject, randomId, type InvalidToken, type TokenCodec } from './token.js'
 import type { LoginOptions, TokenExpiry, TokenPayload, VerifyTokenOptions } from '../types/index.js'
@@ -119,10 +119,26 @@ function checkLogin (payload: object, login: LoginOptions | undefined): void {
 }
 
 /** The request's state on first use: its token found and verified, once for the hook and every decorator. */
-function open (life: RequestLifeDeps, request: FastifyRequest, found = findToken(request.headers, life.options.cookieName, life.options.bearer)): RequestState {
+function open (life: RequestLifeDeps, request: FastifyRequest, found = tokenOf(life.options, request)): RequestState {
   const state: RequestState = { found, outcome: missing, change: undefined, payload: undefined }
   if (found !== undefined) state.outcome = outcomeOf(life, found, request, state)
   return state
+}
+
+/** The token the request carries, by the app's options. */
+function tokenOf ({ cookieName, bearer, maxChunks }: ResolvedOptions, request: FastifyRequest): FoundToken | undefined {
+  return findToken(request.headers, cookieName, bearer, maxChunks)
+}
+
+/** The token cookies the request carried: what its response replaces or clears. */
+function carriedBy (life: RequestLifeDeps, request: FastifyRequest, state: RequestState): CarriedCookies {
+  const { found } = state
+  if (found === undefined) return noCookies
+  if (found.source === 'cookie') return found.carried
+  // A Bearer header decided, and the cookie was left unread: only chunks need looking for (`<cookieName>` is always cleared).
+  const { cookieName, maxChunks } = life.options
+  const cookie = maxChunks === 1 ? undefined : readCookie(request.headers.cookie, cookieName, maxChunks)
+  return cookie === undefined ? noCookies : cookie.carried
 }
 
 function stateFor (life: RequestLifeDeps, request: FastifyRequest): RequestState {
@@ -132,7 +148,7 @@ function stateFor (life: RequestLifeDeps, request: FastifyRequest): RequestState
 function outcomeOf (life: RequestLifeDeps, found: FoundToken, request: FastifyRequest, state: RequestState): Outcome | Promise<Outcome> {
   switch (found.kind) {
     case 'duplicate': return invalid('the cookie was sent more than once')
-    case 'malformed': return invalid('malformed Authorization header')
+    case 'malformed': return invalid(found.reason)
     case 'token': break
   }
   const verified = life.codec.verify(found.token)
@@ -152,9 +168,9 @@ function outcomeOfVerified (life: RequestLifeDeps, verified: Verified | InvalidT
 }
 
 function onRequest (life: RequestLifeDeps, request: FastifyRequest, done: HookHandlerDoneFunction): void {
-  const { cookieName, bearer, csrf, renewAfter } = life.options
+  const { csrf, renewAfter } = life.options
   const existing = stateOf(request)
-  const found = existing === undefined ? findToken(request.headers, cookieName, bearer) : existing.found
+  const found = existing === undefined ? tokenOf(life.options, request) : existing.found
   // Anonymous traffic: nothing to verify, apply or remember (verifyToken() works it out if asked).
   if (found === undefined) return done()
   // Before any verification: a forged request costs no crypto, and is neither logged out nor renewed.
@@ -212,9 +228,15 @@ type Lines = readonly string[] | undefined
 function linesFor (life: RequestLifeDeps, reply: FastifyReply, pending: CookieChange): Lines | Promise<Lines> {
   switch (pending.kind) {
     case 'set': return pending.lines
-    case 'clear': return pending.by === 'refusal' && sharedCacheable(reply) ? undefined : life.cookie.clear(reply.request)
+    case 'clear': return pending.by === 'refusal' && sharedCacheable(reply) ? undefined : clearingLines(life, reply.request, pending.by)
     case 'renew': return reply.statusCode >= 400 || sharedCacheable(reply) ? undefined : renewalLines(life, reply, pending)
   }
+}
+
+/** A refusal clears the token cookies the request carried; a logout `<cookieName>` too, whatever it carried. */
+function clearingLines (life: RequestLifeDeps, request: FastifyRequest, by: 'logout' | 'refusal'): readonly string[] {
+  const carried = carriedBy(life, request, stateFor(life, request))
+  return life.cookie.clear(request, by === 'logout' && !carried.plain ? { plain: true, chunks: carried.chunks } : carried)
 }
 
 /** Signs (or encrypts) a renewal: same session (sid), new token id. */
@@ -229,13 +251,13 @@ function renewalLines (life: RequestLifeDeps, reply: FastifyReply, renewal: Extr
 }
 
 function renewalCookie (life: RequestLifeDeps, reply: FastifyReply, token: string, { claims, lifetime }: Extract<CookieChange, { kind: 'renew' }>): Lines {
-  const lines = life.cookie.set(reply.request, token, lifetime, claims)
+  const lines = life.cookie.set(reply.request, token, lifetime, claims, carriedBy(life, reply.request, stateFor(life, reply.request)))
   // Never rejects: a store that is down leaves the session's lastSeenAt where it was.
   if (life.options.store !== undefined) record(life, claims, lifetime, reply.request).catch(() => {})
   return lines
 }
 
-/** A cookie over 4096 bytes (or, in theory, an encryption that failed): the current cookie stays valid until its exp. */
+/** A token past `maxChunks` cookies of 4096 bytes (or, in theory, an encryption that failed): the current cookies stay valid until its exp. */
 function notRenewed (reply: FastifyReply, error: unknown): undefined {
   reply.request.log.warn({ err: error }, 'fastify-token-cookie: renewal not sent')
   return undefined
@@ -272,14 +294,16 @@ async function setTokenCookie (life: RequestLifeDeps, reply: FastifyReply, paylo
   const claims = { ...payload, [lifetimeClaim]: toLifetimeClaim(lifetime), ...times, sid: randomId(), jti: randomId() }
   const token = await codec.sign(claims)
   life.noteLogin(lifetime)
-  change(life, reply, { kind: 'set', lines: cookie.set(reply.request, token, lifetime, times), expiry: expiryOf(times, lifetime) })
+  const carried = carriedBy(life, reply.request, stateFor(life, reply.request))
+  change(life, reply, { kind: 'set', lines: cookie.set(reply.request, token, lifetime, times, carried), expiry: expiryOf(times, lifetime) })
   await record(life, claims, lifetime, reply.request)
   return token
 }
 
 async function updateTokenCookie (life: RequestLifeDeps, reply: FastifyReply, claims: object): Promise<string> {
   checkPayload('updateTokenCookie', claims)
-  const outcome = await settled(stateFor(life, reply.request))
+  const state = stateFor(life, reply.request)
+  const outcome = await settled(state)
   if (outcome.kind !== 'verified') throw rejectionOf(outcome)
   const { claims: current, lifetime } = outcome.token
   const iat = Math.floor(nowSeconds())
@@ -287,7 +311,8 @@ async function updateTokenCookie (life: RequestLifeDeps, reply: FastifyReply, cl
   const exp = lifetime.policy === 'sliding' ? expiresAt(lifetime, iat, current.auth_time) : current.exp
   const times: TimeClaims = { iat, exp, auth_time: current.auth_time }
   const token = await life.codec.sign({ ...appClaimsOf(claims), [lifetimeClaim]: toLifetimeClaim(lifetime), ...times, sid: current.sid, jti: randomId() })
-  change(life, reply, { kind: 'set', lines: life.cookie.set(reply.request, token, lifetime, times), expiry: expiryOf(times, lifetime) })
+  const lines = life.cookie.set(reply.request, token, lifetime, times, carriedBy(life, reply.request, state))
+  change(life, reply, { kind: 'set', lines, expiry: expiryOf(times, lifetime) })
   return token
 }
 

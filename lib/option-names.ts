@@ -3,7 +3,7 @@ import { OptionsError } from './errors.js'
 
 export const topLevelOptions = [
   'secret', 'policy', 'maxAge', 'absoluteMaxAge', 'renewAfter', 'sessionCookie', 'cookieName', 'cookie', 'sign', 'verify',
-  'bearer', 'isRevoked', 'csrf', 'store', 'storeTimeout', 'failOpen', 'expiryHint', 'cacheSize', 'encrypt'
+  'bearer', 'isRevoked', 'csrf', 'store', 'storeTimeout', 'failOpen', 'expiryHint', 'cacheSize', 'encrypt', 'maxChunks'
 ] as const
 // Fastify hands a plugin its own registration options too.
 export const fastifyRegisterOptions = ['prefix', 'logLevel', 'logSerializers'] as const

@@ -50,6 +50,8 @@ export interface ResolvedOptions {
   failOpen: boolean
   /** How many verified tokens are remembered. */
   cacheSize: number
+  /** How many cookies one token may be split over: 1 writes and reads `<cookieName>` alone. */
+  maxChunks: number
 }
 
 export interface SigningKey {
@@ -76,6 +78,8 @@ const pathPattern = /^[\u0020-\u003A\u003C-\u007E]*$/
 const sameSiteValues = ['lax', 'strict', 'none']
 const priorityValues = ['low', 'medium', 'high']
 const hmacAlgorithms: readonly Algorithm[] = ['HS256', 'HS384', 'HS512']
+// Chunk names carry one digit: `.0` to `.9`.
+export const maxChunksLimit = 10
 export function resolveOptions (options: TokenCookieOptions): ResolvedOptions {
   checkNamesOf(options)
   const keys = resolveKeys(options.secret, options.sign?.algorithm)
@@ -94,6 +98,8 @@ export function resolveOptions (options: TokenCookieOptions): ResolvedOptions {
   if (options.failOpen !== undefined && typeof options.failOpen !== 'boolean') fail('failOpen', 'must be a boolean')
   const cacheSize = options.cacheSize === undefined ? verifiedCacheSize : options.cacheSize
   if (!Number.isSafeInteger(cacheSize) || cacheSize < 1) fail('cacheSize', 'must be a positive integer')
+  const maxChunks = options.maxChunks === undefined ? 1 : options.maxChunks
+  if (!Number.isInteger(maxChunks) || maxChunks < 1 || maxChunks > maxChunksLimit) fail('maxChunks', `must be an integer from 1 to ${maxChunksLimit}`)
   return {
     lifetime: resolveLifetime(options, defaultLifetime),
     renewAfter,
@@ -116,7 +122,8 @@ export function resolveOptions (options: TokenCookieOptions): ResolvedOptions {
     store: resolveStore(options.store),
     storeTimeout: options.storeTimeout === undefined ? 0.1 : duration('storeTimeout', options.storeTimeout),
     failOpen: options.failOpen ?? false,
-    cacheSize
+    cacheSize,
+    maxChunks
   }
 }
 

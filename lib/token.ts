@@ -32,6 +32,8 @@ export interface CodecOptions {
    * fast-jwt verifies HS* tokens too.
    */
   verify?: Readonly<Record<string, unknown>>
+  /** The longest token accepted, refused before anything is decoded; `maxTokenBytes` by default (more for chunked cookies). */
+  maxTokenBytes?: number
 }
 
 /** A verified payload, shared by every request that sends the same token: never changed, never handed out. */
@@ -69,7 +71,7 @@ export interface SigningCodec<T> extends TokenCodec<T> {
   verify: (token: string) => T | InvalidToken
 }
 
-/** Browsers keep cookies up to 4096 bytes, so no token of ours is longer. */
+/** Browsers keep cookies up to 4096 bytes, so no token in one cookie of ours is longer. */
 export const maxTokenBytes = 4096
 
 /**
@@ -244,7 +246,7 @@ export function admitted<T> (admit: Admit<T>, payload: VerifiedPayload): T | Inv
  * checked on every request.
  */
 export function createCodec<T> (keys: CodecKey[], admit: Admit<T>, options: CodecOptions = {}): SigningCodec<T> {
-  const { cacheSize = verifiedCacheSize, verify: verifyOptions = {} } = options
+  const { cacheSize = verifiedCacheSize, verify: verifyOptions = {}, maxTokenBytes: maxBytes = maxTokenBytes } = options
   const [first] = keys
   const checks = claimChecksOf(verifyOptions)
   // HS* keys, verified here when the codec can make every check fast-jwt would.
@@ -270,7 +272,7 @@ export function createCodec<T> (keys: CodecKey[], admit: Admit<T>, options: Code
   }
 
   function verifyUncached (token: string): Record<string, unknown> | InvalidToken {
-    if (token.length > maxTokenBytes) return new TokenInvalidError(`longer than ${maxTokenBytes} bytes`)
+    if (token.length > maxBytes) return new TokenInvalidError(`longer than ${maxBytes} bytes`)
     // Exactly two dots before the character check: most garbage has none, and fails here for next to nothing.
     const firstDot = token.indexOf('.')
     const lastDot = token.lastIndexOf('.')
@@ -442,19 +444,45 @@ export function hasPrototypeKey (value: unknown): boolean {
   return false
 }
 
+// Past this depth a copy goes on without recursion: chunked tokens (up to 40 KB) can nest deeper than the stack.
+const maxRecursiveDepth = 1000
+
 /**
  * A copy of a JSON value (what JSON.parse gives: plain objects, arrays, primitives), several times cheaper than a
  * JSON round trip: a spread copies an object's own properties in one step, then nested objects and arrays are
  * copied in turn. Each request gets its own copy of a payload shared through the cache of verified tokens.
- * Recursive: a token of at most 4096 bytes nests at most some 1500 levels deep.
  */
 export function copyJson<V> (value: V): V {
+  return copyAt(value, 0)
+}
+
+function copyAt<V> (value: V, depth: number): V {
   if (value === null || typeof value !== 'object') return value
-  if (Array.isArray(value)) return value.map(copyJson) as V
+  if (depth === maxRecursiveDepth) return copyIteratively(value)
+  if (Array.isArray(value)) return value.map((entry: unknown) => copyAt(entry, depth + 1)) as V
   const copy: Record<string, unknown> = { ...(value as Record<string, unknown>) }
   for (const key in copy) {
     const child = copy[key]
-    if (child !== null && typeof child === 'object') copy[key] = copyJson(child)
+    if (child !== null && typeof child === 'object') copy[key] = copyAt(child, depth + 1)
   }
   return copy as V
+}
+
+/** The same copy, level by level from a list of copies whose children are still the originals. */
+function copyIteratively<V extends object> (value: V): V {
+  const shallow = (original: object): Record<string, unknown> =>
+    (Array.isArray(original) ? original.slice() : { ...original }) as Record<string, unknown>
+  const root = shallow(value)
+  const pending = [root]
+  while (pending.length > 0) {
+    const copy = pending.pop()!
+    for (const key in copy) {
+      const child = copy[key]
+      if (child === null || typeof child !== 'object') continue
+      const childCopy = shallow(child)
+      copy[key] = childCopy
+      pending.push(childCopy)
+    }
+  }
+  return root as V
 }

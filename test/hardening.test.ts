@@ -12,6 +12,7 @@ import tokenCookie, { type TokenCookieOptions } from '../index.js'
 import {
   b64url, craft, decode, encodeSegment, nowSeconds, raw, rawTimeClaims, signInput, signSegments, timeClaims
 } from './helpers/craft.js'
+import { asLines, buildChunkApp, effects, Jar } from './helpers/chunks.js'
 
 type Tap = Parameters<Parameters<typeof test>[0]>[0]
 type Headers = Record<string, string>
@@ -1206,5 +1207,57 @@ test('odd cookie values are 401s, never 400 or 500', async (t) => {
     t.ok(code === INVALID || code === MISSING, `token=${value.slice(0, 40)}: ${code}`)
     const pub = await app.inject({ method: 'GET', url: '/public', headers: { cookie: `token=${value}` } })
     t.equal(pub.statusCode, 200)
+  }
+})
+
+// ---------------------------------------------------------------------------------------------------------
+// Chunked cookies (maxChunks): every set of chunks that is not one genuine token, in order, is INVALID and cleared
+
+test('chunk cookies with gaps, duplicates, past maxChunks, tampered or mixed from two tokens are INVALID and cleared', async (t) => {
+  installClock(t)
+  const app = await buildChunkApp(t, { maxChunks: 3 })
+  const chunksOf = async (sub: string): Promise<string[]> => {
+    const jar = new Jar()
+    jar.apply(asLines((await app.inject({ method: 'POST', url: '/login', payload: { pad: 7000, sub } })).headers['set-cookie']))
+    return [0, 1, 2].map((index) => jar.cookies.get(`token.${index}`) as string)
+  }
+  const a = await chunksOf('alice')
+  const b = await chunksOf('bob')
+  const flip = (value: string, at: number): string => `${value.slice(0, at)}${value[at] === 'A' ? 'B' : 'A'}${value.slice(at + 1)}`
+  const header = (pairs: Array<[number | string, string]>): string => pairs.map(([name, value]) => `${typeof name === 'number' ? `token.${name}` : name}=${value}`).join('; ')
+  const me = async (cookie: string): Promise<LightMyRequestResponse> => await app.inject({ method: 'GET', url: '/me', headers: { cookie } })
+
+  t.equal((await me(header([[0, a[0]], [1, a[1]], [2, a[2]]]))).statusCode, 200, 'control: the three chunks of a token')
+  t.equal((await me(header([[2, b[2]], [0, b[0]], [1, b[1]]]))).statusCode, 200, 'control: in another order')
+  t.equal((await me(header([[0, `${a[0]}${a[1][0]}`], [1, a[1].slice(1)], [2, a[2]]]))).statusCode, 200, 'control: split elsewhere, the same token')
+  const forged = craft({ header: { alg: 'none' }, payload: { sub: 'admin', pad: 'x'.repeat(7000), ...timeClaims() } })
+  const cases: Array<[string, Array<[number | string, string]>]> = [
+    ['a gap', [[0, a[0]], [2, a[2]]]],
+    ['no first chunk', [[1, a[1]], [2, a[2]]]],
+    ['the last chunk missing', [[0, a[0]], [1, a[1]]]],
+    ['a chunk twice, same value', [[0, a[0]], [1, a[1]], [1, a[1]], [2, a[2]]]],
+    ['a chunk twice, from two tokens', [[0, a[0]], [0, b[0]], [1, a[1]], [2, a[2]]]],
+    ['a chunk past maxChunks', [[0, a[0]], [1, a[1]], [2, a[2]], [3, 'x']]],
+    ['an empty chunk', [[0, a[0]], [1, ''], [2, a[2]]]],
+    ['chunks mixed from two tokens: the first of one', [[0, a[0]], [1, b[1]], [2, b[2]]]],
+    ['chunks mixed from two tokens: the last of one', [[0, a[0]], [1, a[1]], [2, b[2]]]],
+    ['the chunks of a token swapped', [[0, a[1]], [1, a[0]], [2, a[2]]]],
+    ['a character of the middle chunk changed', [[0, a[0]], [1, flip(a[1], 100)], [2, a[2]]]],
+    ['the first character of a chunk changed', [[0, a[0]], [1, a[1]], [2, flip(a[2], 0)]]],
+    ['a chunk cut short', [[0, a[0]], [1, a[1]], [2, a[2].slice(0, -1)]]],
+    ['alg none, in chunks', [[0, forged.slice(0, 4000)], [1, forged.slice(4000, 8000)], [2, forged.slice(8000)]]],
+    ['a token cookie twice beside good chunks', [['token', 'x'], ['token', 'y'], [0, a[0]], [1, a[1]], [2, a[2]]]]
+  ]
+  for (const [label, pairs] of cases) {
+    const cookie = header(pairs)
+    const carried = [...new Set(pairs.map(([name]) => typeof name === 'number' ? `token.${name}` : name))].sort()
+    for (const url of ['/me', '/public-page']) {
+      const res = await app.inject({ method: 'GET', url, headers: { cookie } })
+      const { set, cleared } = effects(asLines(res.headers['set-cookie']))
+      if (url === '/me') t.match(res.json(), { statusCode: 401, code: INVALID }, `${label}: 401 INVALID`)
+      else t.equal(res.statusCode, 404, `${label}: a public page goes on unauthenticated`)
+      t.same(set, [], `${label}, ${url}: no token written`)
+      t.same(cleared.sort(), carried, `${label}, ${url}: every token cookie carried is cleared, nothing else`)
+    }
   }
 })

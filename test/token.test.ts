@@ -53,7 +53,7 @@ test('a payload that admit refuses is INVALID and not remembered', async (t) => 
   t.equal(calls.verify, 2, 'verified again: nothing was remembered')
 })
 
-test('copyJson: a deep copy of JSON values, as deep as a 4 KB token can nest', async (t) => {
+test('copyJson: a deep copy of JSON values, however deep they nest', async (t) => {
   const original = { sub: 'a', n: 1, flag: true, none: null, tc: { policy: 'sliding' }, roles: ['x', { y: [1, 2] }] }
   const copy = copyJson(original)
   t.same(copy, original)
@@ -62,14 +62,22 @@ test('copyJson: a deep copy of JSON values, as deep as a 4 KB token can nest', a
   ;(copy.roles[1] as { y: number[] }).y.push(3)
   t.same(original, { sub: 'a', n: 1, flag: true, none: null, tc: { policy: 'sliding' }, roles: ['x', { y: [1, 2] }] }, 'the original is untouched')
   t.ok(Array.isArray(copy.roles) && Array.isArray((copy.roles[1] as { y: unknown }).y), 'arrays stay arrays')
-  // `[[[…]]]` in the payload of a 4096-byte token: 3 bytes of base64url per 2 characters of JSON at most.
-  let deep: unknown = 'bottom'
-  for (let i = 0; i < 1600; i++) deep = [deep]
-  let level = copyJson(deep)
-  let depth = 0
-  for (; Array.isArray(level) && level !== deep; depth++) [level, deep] = [level[0], (deep as unknown[])[0]]
-  t.equal(depth, 1600, 'every level copied')
-  t.equal(level, 'bottom')
+  // `[[[…]]]` and `{"a":{"a":…}}` in a 4096-byte token (1600 levels), and far deeper than the stack goes (a
+  // 40 KB chunked token nests some 15,000 levels deep).
+  for (const levels of [1600, 100_000]) {
+    for (const wrap of [(inner: unknown) => [inner], (inner: unknown) => ({ a: inner, b: [1] })]) {
+      let deep: unknown = 'bottom'
+      for (let i = 0; i < levels; i++) deep = wrap(deep)
+      let level = copyJson(deep)
+      let depth = 0
+      for (; level !== null && typeof level === 'object' && level !== deep; depth++) {
+        const step = (node: unknown): unknown => Array.isArray(node) ? node[0] : (node as { a: unknown }).a
+        ;[level, deep] = [step(level), step(deep)]
+      }
+      t.equal(depth, levels, `every one of ${levels} levels copied (${Array.isArray(deep) ? 'arrays' : 'objects'})`)
+      t.equal(level, 'bottom')
+    }
+  }
   t.equal(copyJson('text'), 'text', 'primitives as they are')
 })
 

@@ -74,6 +74,7 @@ app.register(tokenCookie, {
   verify: { allowedIss: 'https://issuer.example', allowedAud: [/^app/, 'api'], allowedSub: /./, requiredClaims: ['sub'], clockTolerance: '5s' },
   bearer: true,
   expiryHint: true,
+  maxChunks: 3,
   isRevoked: async (payload, request) => {
     expectType<TokenPayload>(payload)
     expectType<FastifyRequest>(request)
@@ -111,6 +112,7 @@ expectError(app.register(tokenCookie, { secret: 'x'.repeat(32), verify: { clockT
 expectError(app.register(tokenCookie, { secret: 'x'.repeat(32), bearer: 'yes' }))
 expectError(app.register(tokenCookie, { secret: 'x'.repeat(32), expiryHint: 'yes' }))
 expectError(app.register(tokenCookie, { secret: 'x'.repeat(32), encrypt: 'A256GCM' }))
+expectError(app.register(tokenCookie, { secret: 'x'.repeat(32), maxChunks: '3' }))
 expectError(app.register(tokenCookie, { secret: 'x'.repeat(32), isRevoked: () => 'no' }))
 expectError(app.register(tokenCookie, { secret: 'x'.repeat(32), isRevoked: async () => 'no' }))
 expectError(app.register(tokenCookie, { secret: 'x'.repeat(32), maxAgeSeconds: 60 }))

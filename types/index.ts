@@ -199,6 +199,12 @@ export interface TokenCookieOptions extends LoginOptions {
    * holding the cookie or the Bearer token can read its claims. HMAC secrets only. Default `false`: signed tokens (JWS).
    */
   encrypt?: boolean
+  /**
+   * How many cookies one token may be split over (1 to 10, default 1). A token whose cookie passes 4096 bytes is
+   * written as `<cookieName>.0`, `<cookieName>.1`, … (see docs/chunked-cookies.md); past this many,
+   * `FST_TOKEN_COOKIE_TOO_LARGE`.
+   */
+  maxChunks?: number
 }
 
 /** When the current token expires, in seconds since epoch. */

@@ -1,8 +1,10 @@
-// A real nginx in front of apps on 127.0.0.1, as a shared cache (a CDN, a caching proxy) or as a load balancer:
-// started on a free port from a temporary directory of its own (no system paths), stopped by its pid in teardown.
+// A real nginx in front of apps on 127.0.0.1, as a shared cache (a CDN, a caching proxy), a plain reverse proxy or
+// a load balancer: started on a free port from a temporary directory of its own (no system paths), stopped by its pid in
+// teardown.
 //
-// The shared cache's configuration is an aggressive one, on purpose: the cache key has no cookie in it, and Set-Cookie does
-// not stop nginx from caching a response (`proxy_ignore_headers Set-Cookie`), so only Cache-Control decides.
+// The shared cache's configuration is an aggressive one, on purpose: the cache key has no cookie in it, and
+// Set-Cookie does not stop nginx from caching a response (`proxy_ignore_headers Set-Cookie`), so only Cache-Control
+// decides.
 // A response with a session cookie that this cache stores is handed, cookie and all, to the next user. A stale
 // copy is revalidated with the ETag it has (`proxy_cache_revalidate`): how an app's 304 reaches a shared cache.
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -17,7 +19,7 @@ import { freePort } from './redis.js'
 /** The nginx binary: `$NGINX`, else the first on PATH (or in /usr/sbin, /usr/bin). */
 export const nginxPath: string | undefined = findBinary('nginx', 'NGINX')
 
-export interface SharedCache {
+export interface Nginx {
   /** `http://127.0.0.1:<port>`: where clients send their requests. */
   readonly url: string
   readonly port: number
@@ -27,13 +29,30 @@ export interface SharedCache {
   errorLog: () => string
 }
 
+/** nginx as a shared cache. */
+export type SharedCache = Nginx
+
 export interface SharedCacheOptions {
   /** The port of the app on 127.0.0.1. */
   upstream: number
 }
 
-/** A configuration whose files all live in `dir`, with the `http` block's `server` (and any other) lines. */
-function configuration (dir: string, http: string): string {
+export interface ReverseProxyOptions {
+  /** The port of the app on 127.0.0.1. */
+  upstream: number
+  /** Directives for the `http` block (buffer sizes, say); nginx's defaults without. */
+  directives?: string
+}
+
+const cacheLocation = (upstream: number): string => `
+      proxy_pass http://127.0.0.1:${upstream};
+      proxy_cache shared;
+      proxy_cache_key $scheme$host$request_uri;
+      proxy_ignore_headers Set-Cookie;
+      proxy_cache_revalidate on;
+      add_header X-Cache-Status $upstream_cache_status always;`
+
+function configuration (dir: string, port: number, location: string, directives = ''): string {
   // As root, nginx would run its workers as nobody, who cannot write to this directory: they stay root here.
   const user = process.getuid?.() === 0 ? 'user root;' : ''
   return `${user}
@@ -49,42 +68,16 @@ http {
   fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
-${http}
+  proxy_cache_path ${dir}/cache keys_zone=shared:1m;
+  ${directives}
+  server {
+    listen 127.0.0.1:${port};
+    location = /__cache-ready { return 204; }
+    location / {${location}
+    }
+  }
 }
 `
-}
-
-function sharedCacheConfiguration (dir: string, port: number, upstream: number): string {
-  return `  proxy_cache_path ${dir}/cache keys_zone=shared:1m;
-  server {
-    listen 127.0.0.1:${port};
-    location = /__cache-ready { return 204; }
-    location / {
-      proxy_pass http://127.0.0.1:${upstream};
-      proxy_cache shared;
-      proxy_cache_key $scheme$host$request_uri;
-      proxy_ignore_headers Set-Cookie;
-      proxy_cache_revalidate on;
-      add_header X-Cache-Status $upstream_cache_status always;
-    }
-  }`
-}
-
-// Round robin over every instance, none ever marked down (`max_fails=0`): while one restarts, each request sent
-// to it fails over to the next, as does one it answers with Fastify's 503 while it closes (logins too:
-// `non_idempotent`, as a login may be sent twice); the instance gets traffic again as soon as it listens.
-function loadBalancerConfiguration (port: number, upstreams: readonly number[]): string {
-  return `  upstream instances {
-${upstreams.map((upstream) => `    server 127.0.0.1:${upstream} max_fails=0;`).join('\n')}
-  }
-  server {
-    listen 127.0.0.1:${port};
-    location = /__cache-ready { return 204; }
-    location / {
-      proxy_pass http://instances;
-      proxy_next_upstream error timeout http_502 http_503 non_idempotent;
-    }
-  }`
 }
 
 /**
@@ -92,15 +85,30 @@ ${upstreams.map((upstream) => `    server 127.0.0.1:${upstream} max_fails=0;`).j
  * line that says how to install it, when nginx is not there.
  */
 export async function startSharedCache (t: Test, { upstream }: SharedCacheOptions): Promise<SharedCache> {
-  return await startNginx(t, (dir, port) => sharedCacheConfiguration(dir, port, upstream))
+  return await startNginx(t, cacheLocation(upstream))
 }
 
-/** Starts nginx as a round-robin load balancer over the instances on `upstreams` (ports on 127.0.0.1). */
-export async function startLoadBalancer (t: Test, upstreams: readonly number[]): Promise<SharedCache> {
-  return await startNginx(t, (dir, port) => loadBalancerConfiguration(port, upstreams))
+/**
+ * Starts nginx as a reverse proxy in front of `127.0.0.1:<upstream>`, with `directives` in its `http` block; resolves
+ * once it answers, rejects with nginx's own message when it refuses the configuration.
+ */
+export async function startReverseProxy (t: Test, { upstream, directives }: ReverseProxyOptions): Promise<Nginx> {
+  return await startNginx(t, `\n      proxy_pass http://127.0.0.1:${upstream};`, directives)
 }
 
-async function startNginx (t: Test, http: (dir: string, port: number) => string): Promise<SharedCache> {
+/**
+ * Starts nginx as a round-robin load balancer over the instances on `upstreams` (ports on 127.0.0.1), none ever
+ * marked down (`max_fails=0`): while one restarts, each request sent to it fails over to the next, as does one it
+ * answers with Fastify's 503 while it closes (logins too: `non_idempotent`, as a login may be sent twice); the
+ * instance gets traffic again as soon as it listens.
+ */
+export async function startLoadBalancer (t: Test, upstreams: readonly number[]): Promise<Nginx> {
+  const servers = upstreams.map((upstream) => `    server 127.0.0.1:${upstream} max_fails=0;`).join('\n')
+  const location = '\n      proxy_pass http://instances;\n      proxy_next_upstream error timeout http_502 http_503 non_idempotent;'
+  return await startNginx(t, location, `upstream instances {\n${servers}\n  }`)
+}
+
+async function startNginx (t: Test, location: string, directives?: string): Promise<Nginx> {
   if (nginxPath === undefined) {
     console.log('# nginx not found: the nginx tests need it; install it with: apt-get install -y nginx')
     throw new Error('nginx not found: apt-get install -y nginx')
@@ -118,7 +126,7 @@ async function startNginx (t: Test, http: (dir: string, port: number) => string)
   let lastError: Error | undefined
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort()
-    writeFileSync(join(dir, 'nginx.conf'), configuration(dir, http(dir, port)))
+    writeFileSync(join(dir, 'nginx.conf'), configuration(dir, port, location, directives))
     try {
       const child = await launch(t, dir, port, errorLog)
       return { url: `http://127.0.0.1:${port}`, port, pid: child.pid as number, errorLog }
