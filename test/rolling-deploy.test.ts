@@ -24,11 +24,14 @@ const baseEnv: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env
 /** Three instances on fixed ports (nginx's upstreams), each restartable with another key list. */
 class Fleet {
   readonly children: Array<ChildProcess | undefined> = []
+  /** The longest an instance took to start, ms: what a deploy's duration scales with on this machine now. */
+  slowestStart = 0
   constructor (readonly t: Test, readonly ports: number[]) {
     t.teardown(async () => { for (const index of ports.keys()) await this.stop(index, 'SIGKILL') })
   }
 
   async start (index: number, keys: KeyList): Promise<void> {
+    const started = performance.now()
     const child = spawn(process.execPath, [script], {
       cwd: root,
       env: { ...baseEnv, PORT: String(this.ports[index]), KEYS: JSON.stringify(keys), MAX_AGE: `${maxAge}ms`, RENEW_AFTER: '0' },
@@ -44,6 +47,7 @@ class Fleet {
         output += chunk.toString()
         if (output.includes('"listening"')) {
           clearTimeout(timer)
+          this.slowestStart = Math.max(this.slowestStart, performance.now() - started)
           resolve()
         }
       })
@@ -140,8 +144,9 @@ const refusalsOf = (traffic: Traffic): string[] => traffic.refusals.map(({ statu
 
 t.test('with signFrom: one deploy switches every instance at the same moment, then k1 goes; no token refused', async (t) => {
   const { fleet, traffic } = await deployment(t, [k1])
-  // Later than the deploy can take: it reaches every instance before any of them signs with k2.
-  const switchAt = Date.now() + 6000
+  // Later than the deploy can take (three restarts, each as slow as the slowest start so far, twice over): it
+  // reaches every instance before any of them signs with k2.
+  const switchAt = Date.now() + 2 * 3 * (fleet.slowestStart + 300) + 1000
   await fleet.roll([{ ...k2, signFrom: new Date(switchAt).toISOString() }, k1])
   t.ok(Date.now() < switchAt, 'the deploy was done before signFrom')
   await sleep(switchAt + 500 - Date.now())
