@@ -141,7 +141,8 @@ function outcomeOf (life: RequestLifeDeps, found: FoundToken, request: FastifyRe
   const refusal = refusalOf(verified.token, nowSeconds(), options.clockTolerance, options.store !== undefined)
   if (refusal !== undefined) return refusal
   if (!revocations.active) return verified
-  return revocations.verdict(verified.token.claims, () => payloadOf(state, verified.token), request).then((verdict) => decide(verified, verdict))
+  const verdict = revocations.verdict(verified.token.claims, () => payloadOf(state, verified.token), request)
+  return verdict instanceof Promise ? verdict.then((verdict) => decide(verified, verdict)) : decide(verified, verdict)
 }
 
 function onRequest (life: RequestLifeDeps, request: FastifyRequest, done: HookHandlerDoneFunction): void {
