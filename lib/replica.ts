@@ -125,7 +125,7 @@ export function createReplica ({ connect, indexKey, streamKey, maxLag }: Replica
     const asked = performance.now()
     const reply = await redis.xread('COUNT', batch, 'BLOCK', blockMs, 'STREAMS', streamKey, cursor)
     if (performance.now() - asked > lateMs) return undefined
-    const entries = reply?.[0]?.[1] ?? []
+    const entries = reply === null ? [] : reply[0][1]
     let next = cursor
     for (const [id, fields] of entries) {
       maps.apply(fieldOf(fields, 'm'), Number(fieldOf(fields, 'e')))
@@ -159,7 +159,7 @@ export function createReplica ({ connect, indexKey, streamKey, maxLag }: Replica
   return {
     state (sid, sub) {
       const silence = performance.now() - heardAt
-      if (silence > maxLagMs) throw new Error(heardAt === -Infinity ? 'redisStore replica: not loaded yet' : `redisStore replica: no word from Redis for ${Math.round(silence)} ms (maxLag ${maxLagMs} ms)`)
+      if (silence > maxLagMs) throw new Error(heardAt === -Infinity ? 'redisStore replica: not loaded (before ready, or after close)' : `redisStore replica: no word from Redis for ${Math.round(silence)} ms (maxLag ${maxLagMs} ms)`)
       return maps.state(sid, sub)
     },
     apply: maps.apply,
@@ -174,6 +174,7 @@ export function createReplica ({ connect, indexKey, streamKey, maxLag }: Replica
     },
     async close () {
       stopping.abort()
+      heardAt = -Infinity
       connection?.disconnect()
       await reader
       // An app closed before it was ready: nothing waits for a load that will not come.
