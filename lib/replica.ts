@@ -60,6 +60,8 @@ function parseMember (member: string): Member | undefined {
   return { kind: 'user', sub: member.slice(end + 1), at }
 }
 
+type RevocationMaps = ReturnType<typeof revocationMaps>
+
 /** The revocations in memory: expiry in whole seconds from `origin` (small integers, no boxed number per entry). */
 function revocationMaps () {
   const origin = Date.now()
@@ -96,27 +98,24 @@ function revocationMaps () {
   return { apply, state, sweep, size: () => sessions.size + users.size }
 }
 
-export function createReplica ({ connect, indexKey, streamKey, maxLag }: ReplicaOptions): Replica {
-  const maps = revocationMaps()
-  const maxLagMs = maxLag * 1000
-  // Several replies within maxLag, so that one slow reply is no outage; never 0 (XREAD BLOCK 0 waits forever).
-  const blockMs = Math.max(1, Math.floor(maxLagMs / 4))
-  // A reply this late means the connection went and came back: the stream may have been trimmed meanwhile.
-  const lateMs = blockMs + Math.min(maxLagMs, 60_000)
-  let heardAt = -Infinity
-  let reader: Promise<void> | undefined
-  let connection: ReplicaConnection | undefined
-  const stopping = new AbortController()
-  let loaded!: () => void
-  const ready = new Promise<void>((resolve) => { loaded = resolve })
+interface ReaderTiming {
+  /** How long one XREAD waits for entries, ms. */
+  blockMs: number
+  /** A reply this late means the connection went and came back: the stream may have been trimmed meanwhile. */
+  lateMs: number
+}
 
+/**
+ * The loop that keeps `maps` current: load the index, then follow the stream; after an error or a late reply,
+ * load again (merged into what is known). `heard` is told each time the replica is up to date with Redis.
+ */
+function streamReader ({ indexKey, streamKey }: ReplicaOptions, maps: RevocationMaps, { blockMs, lateMs }: ReaderTiming, heard: () => void) {
   /** From the stream's last id on, after the whole index: an entry added in between is applied twice, harmlessly. */
   async function load (redis: ReplicaConnection): Promise<string> {
     const [last] = await redis.xrevrange(streamKey, '+', '-', 'COUNT', 1)
     const members = await redis.zrangebyscore(indexKey, Date.now(), '+inf', 'WITHSCORES')
     for (let index = 0; index < members.length; index += 2) maps.apply(members[index], Number(members[index + 1]))
-    heardAt = performance.now()
-    loaded()
+    heard()
     return last?.[0] ?? '0-0'
   }
 
@@ -132,22 +131,22 @@ export function createReplica ({ connect, indexKey, streamKey, maxLag }: Replica
       next = id
     }
     // A full batch: more may be waiting, so this is not yet word of the present.
-    if (entries.length < batch) heardAt = performance.now()
+    if (entries.length < batch) heard()
     return next
   }
 
-  async function run (redis: ReplicaConnection): Promise<void> {
+  return async function run (redis: ReplicaConnection, signal: AbortSignal): Promise<void> {
     let cursor: string | undefined
     let failures = 0
     let sweepAt = Date.now() + sweepEvery
-    while (!stopping.signal.aborted) {
+    while (!signal.aborted) {
       try {
         cursor = cursor === undefined ? await load(redis) : await follow(redis, cursor)
         failures = 0
       } catch {
         // Closed, or Redis is gone: ioredis reconnects; reload (merged with what is known) once it answers.
         cursor = undefined
-        await sleep(Math.min(1000, 50 * 2 ** failures++), undefined, { ref: false, signal: stopping.signal }).catch(() => {})
+        await sleep(Math.min(1000, 50 * 2 ** failures++), undefined, { ref: false, signal }).catch(() => {})
       }
       if (Date.now() >= sweepAt) {
         maps.sweep()
@@ -155,7 +154,23 @@ export function createReplica ({ connect, indexKey, streamKey, maxLag }: Replica
       }
     }
   }
+}
 
+export function createReplica (options: ReplicaOptions): Replica {
+  const maps = revocationMaps()
+  const maxLagMs = options.maxLag * 1000
+  // Several replies within maxLag, so that one slow reply is no outage; never 0 (XREAD BLOCK 0 waits forever).
+  const blockMs = Math.max(1, Math.floor(maxLagMs / 4))
+  const stopping = new AbortController()
+  let heardAt = -Infinity
+  let reader: Promise<void> | undefined
+  let connection: ReplicaConnection | undefined
+  let loaded!: () => void
+  const ready = new Promise<void>((resolve) => { loaded = resolve })
+  const run = streamReader(options, maps, { blockMs, lateMs: blockMs + Math.min(maxLagMs, 60_000) }, () => {
+    heardAt = performance.now()
+    loaded()
+  })
   return {
     state (sid, sub) {
       const silence = performance.now() - heardAt
@@ -165,18 +180,19 @@ export function createReplica ({ connect, indexKey, streamKey, maxLag }: Replica
     apply: maps.apply,
     ready () {
       if (reader === undefined && !stopping.signal.aborted) {
-        const redis = connection = connect()
+        const redis = connection = options.connect()
         // Failures are the loop's to handle (and the plugin's to log, once): no unhandled 'error' events.
         redis.on('error', () => {})
-        reader = run(redis)
+        reader = run(redis, stopping.signal)
       }
       return ready
     },
     async close () {
       stopping.abort()
-      heardAt = -Infinity
       connection?.disconnect()
       await reader
+      // The loop has ended: nothing hears from Redis any more.
+      heardAt = -Infinity
       // An app closed before it was ready: nothing waits for a load that will not come.
       loaded()
     },
