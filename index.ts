@@ -77,6 +77,15 @@ const plugin: FastifyPluginAsync<TokenCookieOptions> = async function fastifyTok
   app.decorateReply('clearTokenCookie', life.clearTokenCookie)
   app.addHook('onRequest', life.onRequest)
   app.addHook('onSend', life.onSend)
+  await storeLifecycle(app, options.store)
+}
+
+/** A store with a life of its own (a replica): `app.ready()` waits for it, `app.close()` ends it. */
+async function storeLifecycle (app: FastifyInstance, store: ResolvedOptions['store']): Promise<void> {
+  if (store === undefined) return
+  const { ready, close } = store
+  if (typeof close === 'function') app.addHook('onClose', async () => { await close.call(store) })
+  if (typeof ready === 'function') await ready.call(store)
 }
 
 export const tokenCookie = fp(plugin, { name: 'fastify-token-cookie', fastify: '5.x' })

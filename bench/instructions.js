@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { load, mintTokens } from './load.js'
 import { hasRedisServer, startRedis } from './redis.js'
-import { defaultSessions, labelOf, referenceVariants, variants as allVariants } from './variants.js'
+import { defaultSessions, labelOf, redisVariants, referenceVariants, variants as allVariants } from './variants.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -51,15 +51,16 @@ if (spawnSync('valgrind', ['--version']).status !== 0) {
   console.error('bench:instructions needs valgrind: apt-get install -y valgrind')
   process.exit(2)
 }
-if (variants.some(([id]) => id === 'plugin-redis') && !hasRedisServer()) {
-  console.error('bench: no redis-server, so variant 11 is left out (apt-get install -y redis-server)')
-  variants = variants.filter(([id]) => id !== 'plugin-redis')
+if (variants.some(([id]) => redisVariants.includes(id)) && !hasRedisServer()) {
+  console.error('bench: no redis-server, so variants 11 and 11b are left out (apt-get install -y redis-server)')
+  variants = variants.filter(([id]) => !redisVariants.includes(id))
 }
 // Under callgrind a server answers some 50 times slower: a sliding session must not expire during the count (its
 // login token stays valid for 60 s after it is due for renewal, long enough for the warm-up), nor the Redis store
 // time out.
 process.env.BENCH_SLIDING_MAX_AGE ??= '120s'
 process.env.BENCH_STORE_TIMEOUT ??= '10s'
+process.env.BENCH_MAX_LAG ??= '10s'
 
 const serverPath = fileURLToPath(new URL('./server.js', import.meta.url))
 const nodeFlags = ['--predictable']
@@ -113,7 +114,7 @@ async function count (id) {
 
 async function main () {
   log(`bench:instructions: ${variants.length} variants, ${warmup} requests of warm-up, ${requests} counted, ${args.jobs} at a time`)
-  if (variants.some(([id]) => id === 'plugin-redis')) {
+  if (variants.some(([id]) => redisVariants.includes(id))) {
     const redis = await startRedis()
     process.env.BENCH_REDIS_PORT = String(redis.port)
     process.once('exit', () => redis.stop())

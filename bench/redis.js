@@ -37,3 +37,22 @@ export async function startRedis () {
   child.kill('SIGKILL')
   throw new Error('redis-server did not start')
 }
+
+/** Commands Redis has run since it started, less INFO itself (RESP over a connection of its own). */
+export function commandCalls (port) {
+  return new Promise((resolve, reject) => {
+    let reply = ''
+    const socket = connect(port, '127.0.0.1', () => socket.write('*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n'))
+    socket.setEncoding('utf8')
+    socket.on('data', (chunk) => {
+      reply += chunk
+      const length = Number(reply.slice(1, reply.indexOf('\r\n')))
+      if (reply.indexOf('\r\n') === -1 || Buffer.byteLength(reply) < reply.indexOf('\r\n') + 2 + length) return
+      socket.destroy()
+      let calls = 0
+      for (const [, name, count] of reply.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) if (name !== 'info') calls += Number(count)
+      resolve(calls)
+    })
+    socket.once('error', reject)
+  })
+}

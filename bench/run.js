@@ -18,8 +18,8 @@ import { cpus, loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { load, mintTokens } from './load.js'
-import { hasRedisServer, startRedis } from './redis.js'
-import { defaultSessions, labelOf, variants as allVariants } from './variants.js'
+import { commandCalls, hasRedisServer, startRedis } from './redis.js'
+import { defaultSessions, labelOf, redisVariants, variants as allVariants } from './variants.js'
 
 const { values: args } = parseArgs({
   options: {
@@ -51,11 +51,11 @@ if (args['cache-size'] !== undefined) process.env.BENCH_CACHE_SIZE = args['cache
 let variants = (args.only ? allVariants.filter(([id]) => args.only.split(',').includes(id)) : allVariants)
   .map(([id, label]) => [id, labelOf(label, sessions)])
 if (variants[0]?.[0] !== 'bare') throw new Error('--only must include bare (the ratios are to bare), first')
-// The Redis-store variant needs a redis-server (apt-get install -y redis-server): without one, it is left out.
-const withRedis = variants.some(([id]) => id === 'plugin-redis')
+// The Redis-store variants need a redis-server (apt-get install -y redis-server): without one, they are left out.
+const withRedis = variants.some(([id]) => redisVariants.includes(id))
 if (withRedis && !hasRedisServer()) {
-  console.error('bench: no redis-server, so variant 11 is left out (apt-get install -y redis-server)')
-  variants = variants.filter(([id]) => id !== 'plugin-redis')
+  console.error('bench: no redis-server, so variants 11 and 11b are left out (apt-get install -y redis-server)')
+  variants = variants.filter(([id]) => !redisVariants.includes(id))
 }
 
 const serverPath = fileURLToPath(new URL('./server.js', import.meta.url))
@@ -167,7 +167,7 @@ async function main () {
   const loadAtStart = loadavg()
   log(`bench: ${variants.length} variants × ${rounds} round(s), ${warmup} s warm-up (then ${warmup / 4} s) + ${duration} s measured, ${connections} connections` +
     (pinCores ? `, servers on core ${cpus().length - 1} and autocannon on core 0` : ''))
-  if (variants.some(([id]) => id === 'plugin-redis')) {
+  if (variants.some(([id]) => redisVariants.includes(id))) {
     const redis = await startRedis()
     process.env.BENCH_REDIS_PORT = String(redis.port)
     process.once('exit', () => redis.stop())
@@ -219,9 +219,13 @@ async function main () {
     if (warming > 0) await load(server.port, warmupClient, warming, connections, { warmup: true })
     // 12: every session has been seen once before it is measured, as on an instance that has been up a while.
     if (client.sessions && round === 0 && !args.quick) await load(server.port, client, 0, connections, { warmup: true, amount: sessions })
+    // The Redis variants: every command Redis runs over the measured window (the store's, and a replica's reads).
+    const redisPort = redisVariants.includes(server.id) ? Number(process.env.BENCH_REDIS_PORT) : undefined
+    const callsBefore = redisPort === undefined ? undefined : await commandCalls(redisPort)
     await server.request({ type: 'start' })
     const { result, counts, clientCpuUs } = await load(server.port, client, duration, connections)
     const stats = await server.request({ type: 'stop' })
+    const redisCalls = redisPort === undefined ? undefined : await commandCalls(redisPort) - callsBefore
     const expected = client.expect === 200 ? result['2xx'] : (result.statusCodeStats[client.expect]?.count ?? 0)
     const responses = result['1xx'] + result['2xx'] + result['3xx'] + result['4xx'] + result['5xx']
     const unexpected = responses - expected + result.errors + result.timeouts
@@ -241,7 +245,8 @@ async function main () {
       heapAfterGc: stats.heapAfterGc,
       setCookieShare: counts.setCookie / Math.max(1, responses),
       jarUpdates: counts.jarUpdates,
-      jarCleared: counts.jarCleared
+      jarCleared: counts.jarCleared,
+      redisPerRequest: redisCalls === undefined ? undefined : redisCalls / Math.max(1, stats.requests)
     }
     runs.get(server.id).push(run)
     log(`round ${round + 1}/${rounds} ${server.id.padEnd(17)} ${run.rps.toFixed(0).padStart(6)} req/s  p99 ${run.p99} ms  ` +
@@ -277,6 +282,7 @@ async function main () {
       heapAfterGc: list.at(-1).heapAfterGc,
       heapGrowth: list.length > 1 ? list.at(-1).heapAfterGc - list[0].heapAfterGc : NaN,
       setCookieShare: median(list.map((run) => run.setCookieShare)),
+      redisPerRequest: list[0].redisPerRequest === undefined ? undefined : median(list.map((run) => run.redisPerRequest)),
       unexpected: list.reduce((sum, run) => sum + run.unexpected, 0),
       responses: list.reduce((sum, run) => sum + run.responses, 0),
       runs: list
@@ -309,6 +315,14 @@ async function main () {
   for (const row of summary) {
     lines.push(`| ${row.label} | ${fmt(row.cpuRatio, 2)} | ${fmt(100 * row.setCookieShare, 2)} | ${row.unexpected} of ${row.responses} | ` +
       `${fmt(mb(row.heapAfterGc), 1)} | ${signed(mb(row.heapGrowth))} | ${fmt(row.clientCpu, 1)} |`)
+  }
+
+  const withCommands = summary.filter((row) => row.redisPerRequest !== undefined)
+  if (withCommands.length > 0) {
+    lines.push('')
+    lines.push('| variant | Redis commands per request |')
+    lines.push('| --- | ---: |')
+    for (const row of withCommands) lines.push(`| ${row.label} | ${fmt(row.redisPerRequest, 3)} |`)
   }
 
   const targets = []
@@ -346,6 +360,12 @@ async function main () {
     target(`(12) ${sessions} sessions round-robin ≥ 0.60× bare${peers.length > 0 ? ', ahead of (2) and (3)' : ''}`,
       `${fmt(row('plugin-sessions').ratio, 2)}×${peers.map((id) => `, ${id} ${fmt(row(id).ratio, 2)}×`).join('')}`,
       row('plugin-sessions').ratio >= 0.60 && ahead, `${fmt(row('plugin-sessions').cpuRatio, 2)}×`)
+  }
+  if (row('plugin') && row('plugin-redis-replica')) {
+    const relative = row('plugin-redis-replica').ratio / row('plugin').ratio
+    const commands = row('plugin-redis-replica').redisPerRequest
+    target('(11b) Redis store with replica within 5 % of (5), 0 Redis commands per request', `${fmt(100 * (relative - 1), 1)} %, ${fmt(commands, 3)} commands per request`,
+      relative >= 0.95 && commands < 0.01, `${fmt(100 * (row('plugin-redis-replica').cpuRatio / row('plugin').cpuRatio - 1), 1)} %`)
   }
   const number = { plugin: 5, 'plugin-distinct': 10, 'plugin-sessions': 12 }
   for (const id of ['plugin', 'plugin-distinct', 'plugin-sessions']) {

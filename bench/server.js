@@ -131,19 +131,23 @@ switch (variant) {
   case 'plugin-garbage':
   case 'plugin-distinct':
   case 'plugin-redis':
+  case 'plugin-redis-replica':
   case 'plugin-sessions':
   case 'plugin-encrypted': {
     // The defaults, but for the variants that are about renewal, and 13: encrypt (JWE), decrypted once, then cached.
     const options = { secret, encrypt: variant === 'plugin-encrypted' }
-    if (variant === 'plugin-redis') {
-      // One MGET per request with a token, to a redis-server on this machine that bench/run.js started.
+    if (variant === 'plugin-redis' || variant === 'plugin-redis-replica') {
+      // 11: one MGET per request with a token, to a redis-server on this machine that bench/run.js started. 11b: the
+      // revocations in this process's memory, kept current from a Redis stream: no command per request.
       const { default: Redis } = await import('ioredis')
       const { redisStore } = await import('fastify-token-cookie/redis')
       const client = new Redis({ host: '127.0.0.1', port: Number(process.env.BENCH_REDIS_PORT), lazyConnect: true })
       await client.connect()
       app.addHook('onClose', () => client.quit())
-      options.store = redisStore({ client })
+      const replica = variant === 'plugin-redis-replica'
       // bench/instructions.js runs the server some 50 times slower, under callgrind.
+      const maxLag = replica && process.env.BENCH_MAX_LAG ? { maxLag: process.env.BENCH_MAX_LAG } : {}
+      options.store = redisStore({ client, ...(replica ? { replica: true } : {}), ...maxLag })
       if (process.env.BENCH_STORE_TIMEOUT) options.storeTimeout = process.env.BENCH_STORE_TIMEOUT
     }
     if (variant === 'plugin-sliding') Object.assign(options, { maxAge: slidingMaxAge, renewAfter: 0.5 })
@@ -162,6 +166,7 @@ switch (variant) {
         case 'plugin-anonymous':
           return { path: '/public', expect: 200 }
         case 'plugin-redis':
+        case 'plugin-redis-replica':
           return { path: '/', expect: 200, cookie: await login('token') }
         case 'plugin-garbage':
           return { path: '/', expect: 401, cookies: garbage('token', await login('token')) }

@@ -13,9 +13,13 @@ export const variants = [
   ['plugin-garbage', '9. plugin, garbage cookies'],
   ['plugin-distinct', '10. plugin, distinct tokens'],
   ['plugin-redis', '11. plugin, valid cookie, Redis revocation store'],
+  ['plugin-redis-replica', '11b. plugin, valid cookie, Redis store with replica'],
   ['plugin-sessions', '12. plugin, 20,000 sessions round-robin'],
   ['plugin-encrypted', '13. plugin, valid cookie, encrypted']
 ]
+
+/** The variants that need a redis-server. */
+export const redisVariants = ['plugin-redis', 'plugin-redis-replica']
 
 // 12: a pool of signed-in users, each token sent once every `sessions` requests (a busy instance behind a load
 // balancer): signed once at start, the same pool every round, split between the connections.

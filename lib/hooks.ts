@@ -164,7 +164,8 @@ function outcomeOfVerified (life: RequestLifeDeps, verified: Verified | InvalidT
   const refusal = refusalOf(verified.token, nowSeconds(), options.clockTolerance, options.store !== undefined)
   if (refusal !== undefined) return refusal
   if (!revocations.active) return verified
-  return revocations.verdict(verified.token.claims, () => payloadOf(state, verified.token), request).then((verdict) => decide(verified, verdict))
+  const verdict = revocations.verdict(verified.token.claims, () => payloadOf(state, verified.token), request)
+  return verdict instanceof Promise ? verdict.then((verdict) => decide(verified, verdict)) : decide(verified, verdict)
 }
 
 function onRequest (life: RequestLifeDeps, request: FastifyRequest, done: HookHandlerDoneFunction): void {

@@ -4,7 +4,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { OptionsError, RevocationCheckError, StoreUnavailableError } from './errors.js'
 import { wholeSeconds, type ResolvedOptions } from './options.js'
 import { absoluteExpiresAt, type AdmittedToken, type Lifetime } from './policy.js'
-import type { SessionInfo } from './store.js'
+import type { RevocationState, SessionInfo } from './store.js'
 import type { RevokeOptions, TokenCookieApi, TokenPayload } from '../types/index.js'
 
 /** What the revocation checks say of a verified token. */
@@ -24,9 +24,10 @@ export interface Revocations {
   active: boolean
   /**
    * At most one store round trip and one `isRevoked` call. The store reads the shared `claims`;
-   * `isRevoked` gets the request's own copy of the payload, made only if it runs.
+   * `isRevoked` gets the request's own copy of the payload, made only if it runs. Synchronous when the store
+   * answers synchronously and there is no `isRevoked`.
    */
-  verdict: (claims: Readonly<TokenPayload>, payloadOf: () => TokenPayload, request: FastifyRequest) => Promise<Verdict>
+  verdict: (claims: Readonly<TokenPayload>, payloadOf: () => TokenPayload, request: FastifyRequest) => Verdict | Promise<Verdict>
   /**
    * Revokes the session of `token` for as long as the token (or a renewal of it) could still be accepted:
    * to the session's absolute end, plus the clock tolerance. Rejects with a 503 when the store is down.
@@ -44,39 +45,70 @@ export interface Revocations {
   listSessions: (sub: string) => Promise<SessionInfo[]>
 }
 
-type StoreCall = <T>(call: () => Promise<T>) => Promise<T>
+type StoreCall = <T>(call: () => PromiseLike<T>) => Promise<T>
+
+/** The store's state as the log tells it: one warning when it goes, one note when it is back, not one line per request. */
+interface Outage {
+  up: () => void
+  down: (error: unknown) => InstanceType<typeof StoreUnavailableError>
+}
 
 export function createRevocations (options: ResolvedOptions, log: FastifyBaseLogger): Revocations {
-  const storeCall = storeCaller(options.storeTimeout, options.failOpen, log)
-  return { ...checks(options, storeCall), ...storeWrites(options, storeCall) }
+  const outage = outageLog(options.failOpen, log)
+  const storeCall = storeCaller(options.storeTimeout, outage)
+  return { ...checks(options, outage, storeCall), ...storeWrites(options, storeCall) }
+}
+
+function isPromiseLike<T> (value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof (value as { then?: unknown }).then === 'function'
+}
+
+/**
+ * The store's verdict on a token: synchronous when the store answers synchronously (no promise, no timer), else
+ * through the timeout of `storeCall`.
+ */
+function storeVerdictOf ({ store, failOpen }: ResolvedOptions, outage: Outage, storeCall: StoreCall): ((claims: Readonly<TokenPayload>) => Verdict | Promise<Verdict>) | undefined {
+  if (store === undefined) return undefined
+  const verdictOf = (state: RevocationState, claims: Readonly<TokenPayload>): Verdict =>
+    state.sessionRevoked || (state.userRevokedAt !== undefined && claims.auth_time <= state.userRevokedAt) ? revoked : clear
+  const unavailable = (error: unknown): Verdict => failOpen ? clear : { kind: 'unavailable', error: error as InstanceType<typeof StoreUnavailableError> }
+  return (claims) => {
+    let answer: RevocationState | PromiseLike<RevocationState>
+    try {
+      answer = store.check(claims.sid as string, typeof claims.sub === 'string' ? claims.sub : undefined)
+    } catch (error) {
+      return unavailable(outage.down(error))
+    }
+    if (isPromiseLike(answer)) {
+      const pending = answer
+      return storeCall(() => pending).then((state) => verdictOf(state, claims), unavailable)
+    }
+    outage.up()
+    return verdictOf(answer, claims)
+  }
 }
 
 /** What a request's verified token is checked against: the store, then `isRevoked`. */
-function checks ({ store, failOpen, isRevoked }: ResolvedOptions, storeCall: StoreCall): Pick<Revocations, 'active' | 'verdict'> {
-  const storeVerdict = store === undefined
+function checks (options: ResolvedOptions, outage: Outage, storeCall: StoreCall): Pick<Revocations, 'active' | 'verdict'> {
+  const { store, isRevoked } = options
+  const storeVerdict = storeVerdictOf(options, outage, storeCall)
+  // A check that failed never counts as "not revoked", whatever it threw.
+  const appVerdict = isRevoked === undefined
     ? undefined
-    : async (claims: Readonly<TokenPayload>): Promise<Verdict> => {
+    : async (payload: TokenPayload, request: FastifyRequest): Promise<Verdict> => {
       try {
-        const state = await storeCall(() => store.check(claims.sid as string, typeof claims.sub === 'string' ? claims.sub : undefined))
-        return state.sessionRevoked || (state.userRevokedAt !== undefined && claims.auth_time <= state.userRevokedAt) ? revoked : clear
+        return await isRevoked(payload, request) ? revoked : clear
       } catch (error) {
-        return failOpen ? clear : { kind: 'unavailable', error: error as InstanceType<typeof StoreUnavailableError> }
+        return { kind: 'failed', error: error instanceof Error ? error : new RevocationCheckError(describeThrown(error), { cause: error }) }
       }
     }
   return {
     active: store !== undefined || isRevoked !== undefined,
-    async verdict (claims, payloadOf, request) {
-      if (storeVerdict !== undefined) {
-        const verdict = await storeVerdict(claims)
-        if (verdict.kind !== 'clear') return verdict
-      }
-      if (isRevoked === undefined) return clear
-      // A check that failed never counts as "not revoked", whatever it threw.
-      try {
-        return await isRevoked(payloadOf(), request) ? revoked : clear
-      } catch (error) {
-        return { kind: 'failed', error: error instanceof Error ? error : new RevocationCheckError(describeThrown(error), { cause: error }) }
-      }
+    verdict (claims, payloadOf, request) {
+      const fromStore = storeVerdict === undefined ? clear : storeVerdict(claims)
+      if (appVerdict === undefined) return fromStore
+      if (fromStore instanceof Promise) return fromStore.then((verdict) => verdict.kind === 'clear' ? appVerdict(payloadOf(), request) : verdict)
+      return fromStore.kind === 'clear' ? appVerdict(payloadOf(), request) : fromStore
     }
   }
 }
@@ -118,24 +150,40 @@ function storeWrites ({ store, clockTolerance }: ResolvedOptions, storeCall: Sto
   }
 }
 
-/** Store calls with a timeout: one warning when the store goes, one note when it is back, not one line per request. */
-function storeCaller (timeout: number, failOpen: boolean, log: FastifyBaseLogger): StoreCall {
+function outageLog (failOpen: boolean, log: FastifyBaseLogger): Outage {
   let storeDown = false
-  return <T>(call: () => Promise<T>) => new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${timeout * 1000} ms`)), timeout * 1000)
-    call().then(resolve, reject).finally(() => clearTimeout(timer))
-  }).then((value) => {
-    if (storeDown) {
+  return {
+    up () {
+      if (!storeDown) return
       storeDown = false
       log.info('fastify-token-cookie: the revocation store is back')
+    },
+    down (error) {
+      if (!storeDown) {
+        storeDown = true
+        log.warn({ err: error }, `fastify-token-cookie: the revocation store is unavailable; ${failOpen ? 'tokens pass unchecked (failOpen)' : 'protected routes answer 503'}`)
+      }
+      return new StoreUnavailableError({ cause: error })
     }
+  }
+}
+
+/** Store calls with a timeout, their outages logged. */
+function storeCaller (timeout: number, outage: Outage): StoreCall {
+  return <T>(call: () => PromiseLike<T>) => new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${timeout * 1000} ms`)), timeout * 1000)
+    call().then((value) => {
+      clearTimeout(timer)
+      resolve(value)
+    }, (error: unknown) => {
+      clearTimeout(timer)
+      reject(error)
+    })
+  }).then((value) => {
+    outage.up()
     return value
   }, (error: unknown) => {
-    if (!storeDown) {
-      storeDown = true
-      log.warn({ err: error }, `fastify-token-cookie: the revocation store is unavailable; ${failOpen ? 'tokens pass unchecked (failOpen)' : 'protected routes answer 503'}`)
-    }
-    throw new StoreUnavailableError({ cause: error })
+    throw outage.down(error)
   })
 }
 

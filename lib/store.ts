@@ -30,8 +30,11 @@ export const maxListedSessions = 100
  * `storeTimeout` and fails closed (503) unless `failOpen` is set.
  */
 export interface RevocationStore {
-  /** Reads the revocations of session `sid` and, when given, user `sub`: in one round trip. */
-  check: (sid: string, sub: string | undefined) => Promise<RevocationState>
+  /**
+   * Reads the revocations of session `sid` and, when given, user `sub`: in one round trip. A store that knows at
+   * once (a replica in memory) may answer synchronously, and throw when it cannot tell: no promise, no timeout.
+   */
+  check: (sid: string, sub: string | undefined) => RevocationState | Promise<RevocationState>
   /** Revokes session `sid` for `ttl` seconds (the rest of its lifetime). */
   revokeSession: (sid: string, ttl: number) => Promise<void>
   /** Revokes the sessions of `sub` that started at or before `at` (seconds since epoch), for `ttl` seconds. */
@@ -43,6 +46,10 @@ export interface RevocationStore {
   recordSession?: (sub: string, session: SessionInfo) => Promise<void>
   /** The listed sessions of `sub` that are not revoked and have not ended, in any order. */
   listSessions?: (sub: string) => Promise<SessionInfo[]>
+  /** Optional: called at registration, and `app.ready()` waits for it (a replica loads its revocations). */
+  ready?: () => Promise<void>
+  /** Optional: called when the app closes (a replica stops reading and closes its connection). */
+  close?: () => Promise<void>
 }
 
 export interface MemoryStoreOptions {

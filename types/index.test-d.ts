@@ -1,6 +1,8 @@
 // Type tests for the public types (tsd, against the built .d.ts: run `npm run build` first).
 import fastify, { type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify'
 import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd'
+import type { Cluster, Redis } from 'ioredis'
+import { redisStore } from 'fastify-token-cookie/redis'
 import tokenCookie, {
   tokenCookie as namedTokenCookie,
   memoryStore,
@@ -16,6 +18,7 @@ import tokenCookie, {
   type HmacKey,
   type IsRevoked,
   type KeyPair,
+  type RevocationState,
   type RevocationStore,
   type LoginOptions,
   type Policy,
@@ -347,5 +350,23 @@ expectType<number>(listed.lastSeenAt)
 expectType<number>(listed.expiresAt)
 expectType<string | null>(listed.userAgent)
 expectAssignable<RevocationStore>({ ...memoryStore(), recordSession: undefined, listSessions: undefined })
+// A store may answer checks synchronously (a replica), and have a life of its own.
+expectAssignable<RevocationStore>({
+  check: () => ({ sessionRevoked: false, userRevokedAt: undefined }),
+  revokeSession: async () => {},
+  revokeUser: async () => {},
+  ready: async () => {},
+  close: async () => {}
+})
+expectError<RevocationStore>({ ...customStore, ready: () => true })
+expectType<RevocationState | Promise<RevocationState>>(customStore.check('sid', undefined))
 expectError(app.tokenCookie.revokeUser('alice', { ttl: true }))
 expectType<string | undefined>(typeOf<TokenPayload>().sid)
+
+// ---------------------------------------------------------------- redisStore: replica, Cluster
+declare const redisClient: Redis
+declare const clusterClient: Cluster
+expectType<RevocationStore>(redisStore({ client: redisClient, replica: true, maxLag: '250ms' }))
+expectType<RevocationStore>(redisStore({ client: clusterClient, prefix: '{tc}:', replica: true, maxLag: 2 }))
+expectError(redisStore({ client: redisClient, replica: 'yes' }))
+expectError(redisStore({ client: redisClient, replica: true, maxLag: '5 parsecs' }))

@@ -2,7 +2,8 @@
 // ioredis client. instances.test.ts starts several of these as separate processes on one Redis.
 //
 // Environment: REDIS_PORT (required), TOKEN_SECRET (required), and optionally MAX_AGE, ABSOLUTE_MAX_AGE,
-// RENEW_AFTER, STORE_TIMEOUT, FAIL_OPEN=1, OFFLINE_QUEUE=0 (ioredis fails commands at once while disconnected).
+// RENEW_AFTER, STORE_TIMEOUT, FAIL_OPEN=1, OFFLINE_QUEUE=0 (ioredis fails commands at once while disconnected),
+// REPLICA=1 (redisStore({ replica: true })) and MAX_LAG (its maxLag).
 // Prints `{"listening":<port>}` on stdout once it listens on 127.0.0.1 (a free port); then Fastify's JSON log.
 import { once } from 'node:events'
 import Fastify, { LogController } from 'fastify'
@@ -22,7 +23,7 @@ redis.on('error', () => {})
 const app = Fastify({ logger: { level: 'info' }, logController: new LogController({ disableRequestLogging: true }) })
 await app.register(tokenCookie, {
   secret: env.TOKEN_SECRET,
-  store: redisStore({ client: redis }),
+  store: redisStore({ client: redis, ...(env.REPLICA === '1' ? { replica: true } : {}), ...(env.MAX_LAG ? { maxLag: env.MAX_LAG } : {}) }),
   ...(env.MAX_AGE ? { maxAge: env.MAX_AGE } : {}),
   ...(env.ABSOLUTE_MAX_AGE ? { absoluteMaxAge: env.ABSOLUTE_MAX_AGE } : {}),
   ...(env.RENEW_AFTER ? { renewAfter: Number(env.RENEW_AFTER) } : {}),
@@ -41,6 +42,11 @@ app.post('/logout', async (request, reply) => {
 app.post('/logout-everywhere', protect, async (request, reply) => {
   await app.tokenCookie.revokeUser(request.user.sub)
   await reply.clearTokenCookie()
+  return { ok: true }
+})
+// An admin's "log this user out everywhere", without being that user.
+app.post('/revoke-user', async (request) => {
+  await app.tokenCookie.revokeUser(request.body.sub)
   return { ok: true }
 })
 app.addHook('onClose', async () => { redis.disconnect() })

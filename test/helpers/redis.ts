@@ -1,11 +1,12 @@
 // A real redis-server for the tests: started on 127.0.0.1 on a free port, stopped in teardown, and stoppable and
 // startable again (same port, same data directory) for the fault tests. No mocks of Redis anywhere.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createConnection, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { promisify } from 'node:util'
 import type { Test } from 'tap'
 import { Redis } from 'ioredis'
 import type { RevocationStore } from '../../index.js'
@@ -31,6 +32,8 @@ export interface RedisServerOptions {
    * so even a `SIGKILL` loses nothing. Without it, `--save '' --appendonly no`: a restart starts empty.
    */
   persist?: boolean
+  /** A node of a Redis Cluster (`--cluster-enabled yes`), its cluster configuration in the data directory. */
+  cluster?: boolean
 }
 
 export interface RedisServer {
@@ -98,7 +101,7 @@ function isComplete (reply: string): boolean {
 }
 
 /** Starts a redis-server for this test; it is stopped (and its data directory removed) in teardown. */
-export async function startRedis (t: Test, { persist = false }: RedisServerOptions = {}): Promise<RedisServer> {
+export async function startRedis (t: Test, { persist = false, cluster = false }: RedisServerOptions = {}): Promise<RedisServer> {
   if (redisServerPath === undefined) throw new Error('redis-server not found: apt-get install -y redis-server')
   const binary = redisServerPath
   const port = await freePort()
@@ -106,7 +109,8 @@ export async function startRedis (t: Test, { persist = false }: RedisServerOptio
   const args = [
     '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
     ...(persist ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']),
-    '--daemonize', 'no', '--protected-mode', 'yes', '--loglevel', 'warning', '--logfile', ''
+    '--daemonize', 'no', '--protected-mode', 'yes', '--loglevel', 'warning', '--logfile', '',
+    ...(cluster ? ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf')] : [])
   ]
   let child: ChildProcess | undefined
   let output = ''
@@ -166,4 +170,24 @@ export async function redisStoreFor (t: Test): Promise<{ store: RevocationStore,
   client.on('error', () => {})
   t.teardown(() => client.disconnect())
   return { store: redisStore({ client }), client, server }
+}
+
+/** The redis-cli binary, which creates a cluster: `$REDIS_CLI`, else the first on PATH. */
+export const redisCliPath: string | undefined = findBinary('redis-cli', 'REDIS_CLI')
+
+/**
+ * A Redis Cluster of three masters (no replicas) on free ports, for this test: created with `redis-cli --cluster
+ * create`, ready once every node says `cluster_state:ok`. Each node is stopped by pid in teardown.
+ */
+export async function startRedisCluster (t: Test): Promise<RedisServer[]> {
+  if (redisCliPath === undefined) throw new Error('redis-cli not found: apt-get install -y redis-tools')
+  const nodes = await Promise.all([0, 1, 2].map(async () => await startRedis(t, { cluster: true })))
+  await promisify(execFile)(redisCliPath, ['--cluster', 'create', ...nodes.map((node) => `${node.host}:${node.port}`), '--cluster-replicas', '0', '--cluster-yes'])
+  const deadline = performance.now() + 20_000
+  for (;;) {
+    const states = await Promise.all(nodes.map(async (node) => await node.command('CLUSTER', 'INFO')))
+    if (states.every((state) => state.includes('cluster_state:ok'))) return nodes
+    if (performance.now() > deadline) throw new Error(`the cluster is not ready after 20 s:\n${states.join('\n')}`)
+    await sleep(50)
+  }
 }
