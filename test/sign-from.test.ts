@@ -1,9 +1,7 @@
 // signFrom: a key of a list that verifies at once and signs only from a given moment, so one deploy switches
 // every instance to a new key at the same time.
-import Fastify from 'fastify'
 import { test } from 'tap'
-import tokenCookie, { type TokenCookieOptions } from '../index.js'
-import { buildApp, fakeClock, login, pemKeys, start, tokenCookieOf } from './helpers/app.js'
+import { buildApp, fakeClock, login, pemKeys, rejectsRegistration, start, tokenCookieOf } from './helpers/app.js'
 
 const minutes = 60 * 1000
 const k1 = { kid: 'k1', secret: 'the-first-secret-of-32-bytes-or-more' }
@@ -114,11 +112,6 @@ const refused: Array<[string, unknown, RegExp]> = [
 for (const [name, secret, message] of refused) {
   test(`registration fails: ${name}`, async (t) => {
     fakeClock(t)
-    const app = Fastify()
-    t.teardown(() => app.close())
-    await t.rejects(async () => {
-      await app.register(tokenCookie, { secret } as TokenCookieOptions)
-      await app.ready()
-    }, { code: 'FST_TOKEN_COOKIE_OPTIONS', message })
+    await rejectsRegistration(t, { secret }, message)
   })
 }

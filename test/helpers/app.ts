@@ -43,17 +43,30 @@ export interface SetCookie {
 export function setCookies (response: LightMyRequestResponse): SetCookie[] {
   const header = response.headers['set-cookie']
   const lines = header === undefined ? [] : Array.isArray(header) ? header : [header]
-  return lines.map((line) => {
-    const [pair, ...rest] = line.split('; ')
-    const equals = pair.indexOf('=')
-    const attributes: Record<string, string | true> = {}
-    for (const attribute of rest) {
-      const at = attribute.indexOf('=')
-      if (at === -1) attributes[attribute.toLowerCase()] = true
-      else attributes[attribute.slice(0, at).toLowerCase()] = attribute.slice(at + 1)
-    }
-    return { name: pair.slice(0, equals), value: pair.slice(equals + 1), attributes }
-  })
+  return lines.map(parseSetCookie)
+}
+
+/** One Set-Cookie line: its name, value and attributes (names in lower case; `true` for a flag). */
+export function parseSetCookie (line: string): SetCookie {
+  const [pair, ...rest] = line.split('; ')
+  const equals = pair.indexOf('=')
+  const attributes: Record<string, string | true> = {}
+  for (const attribute of rest) {
+    const at = attribute.indexOf('=')
+    if (at === -1) attributes[attribute.toLowerCase()] = true
+    else attributes[attribute.slice(0, at).toLowerCase()] = attribute.slice(at + 1)
+  }
+  return { name: pair.slice(0, equals), value: pair.slice(equals + 1), attributes }
+}
+
+/** Asserts that registering the plugin with `options` fails with FST_TOKEN_COOKIE_OPTIONS and `message`. */
+export async function rejectsRegistration (t: Test, options: unknown, message: RegExp): Promise<void> {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await t.rejects(async () => {
+    await app.register(tokenCookie, options as TokenCookieOptions)
+    await app.ready()
+  }, { code: 'FST_TOKEN_COOKIE_OPTIONS', message })
 }
 
 /** The token cookie a response sets, if any. */

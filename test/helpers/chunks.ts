@@ -3,26 +3,10 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Test } from 'tap'
 import tokenCookie, { type TokenCookieOptions } from '../../index.js'
-import { secret } from './app.js'
+import { parseSetCookie, secret, type SetCookie as ParsedCookie } from './app.js'
 
 /** A cookie line's name, value and attributes (lower-case names). */
-export interface ParsedCookie {
-  name: string
-  value: string
-  attributes: Record<string, string | true>
-}
-
-export function parseSetCookie (line: string): ParsedCookie {
-  const [pair, ...rest] = line.split('; ')
-  const equals = pair.indexOf('=')
-  const attributes: Record<string, string | true> = {}
-  for (const attribute of rest) {
-    const at = attribute.indexOf('=')
-    if (at === -1) attributes[attribute.toLowerCase()] = true
-    else attributes[attribute.slice(0, at).toLowerCase()] = attribute.slice(at + 1)
-  }
-  return { name: pair.slice(0, equals), value: pair.slice(equals + 1), attributes }
-}
+export { parseSetCookie, type SetCookie as ParsedCookie } from './app.js'
 
 /** Set-Cookie header values as lines, whatever shape the response gives them in. */
 export function asLines (value: unknown): string[] {
