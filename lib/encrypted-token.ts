@@ -6,7 +6,7 @@ import { CompactEncrypt, compactDecrypt, type DecryptOptions } from 'jose'
 import { describe, OptionsError, TokenInvalidError } from './errors.js'
 import {
   admitted, checkedPayload, claimChecksOf, createVerifiedCache, detached, hasPrototypeKey, headerOf, isCanonicalBase64url, isInvalidToken,
-  maxTokenBytes, normalizedTyp, signingKeyOf, verifiedCacheSize, type Admit, type InvalidToken, type TokenCodec
+  maxTokenBytes, normalizedTyp, signingKeyOf, verifiedCacheSize, type Admit, type ClaimChecks, type InvalidToken, type TokenCodec
 } from './token.js'
 
 /** A key of the app's: an HMAC secret, with the `kid` that names it in a list. */
@@ -57,8 +57,9 @@ export function contentKeyOf (secret: string | Buffer): Buffer {
 }
 
 /**
- * Encrypts with the key that signs now (`signingKeyOf`); decrypts with the key the header's `kid` names (a single secret has none). The claims
- * meet the checks a signed token's meet; what `admit` made of them is remembered, as by the signing codec.
+ * Encrypts with the key that signs now (`signingKeyOf`); decrypts with the key the header's `kid` names (a single
+ * secret has none). The claims meet the checks a signed token's meet; what `admit` made of them is remembered, as by
+ * the signing codec.
  */
 export async function createEncryptedCodec<T> (keys: readonly EncryptionKey[], admit: Admit<T>, options: EncryptedCodecOptions = {}): Promise<TokenCodec<T>> {
   const { cacheSize = verifiedCacheSize, verify = {}, sign = {}, maxTokenBytes: maxBytes = maxTokenBytes } = options
@@ -71,13 +72,11 @@ export async function createEncryptedCodec<T> (keys: readonly EncryptionKey[], a
     key: await webcrypto.subtle.importKey('raw', contentKeyOf(secret), 'AES-GCM', false, ['encrypt', 'decrypt']),
     header: { alg: 'dir', enc: 'A256GCM', typ, ...(kid === undefined ? {} : { kid }) }
   })))
-  const single = contentKeys.length === 1 && contentKeys[0].kid === undefined ? contentKeys[0] : undefined
-  const byKid = new Map(contentKeys.map((key) => [key.kid, key]))
+  const keyFor = createKeyFinder(contentKeys, checks.typ, maxBytes)
   const fixedClaims = Object.fromEntries(fixedClaimNames.filter((name) => sign[name] !== undefined).map((name) => [name, sign[name]]))
   const cache = createVerifiedCache<T>(cacheSize)
   // Tokens being decrypted: requests that bring one at the same time share its one decryption.
   const pending = new Map<string, Promise<T | InvalidToken>>()
-  const knownHeaders = new Map<string, ContentKey>()
 
   return {
     async sign (claims) {
@@ -92,32 +91,21 @@ export async function createEncryptedCodec<T> (keys: readonly EncryptionKey[], a
       if (underway !== undefined) return underway
       const key = keyFor(token)
       if (isInvalidToken(key)) return key
-      const decryption = decrypted(token, key).finally(() => pending.delete(token))
+      const decryption = decrypted(token, key, checks, admit).then((result) => {
+        if (!isInvalidToken(result)) cache.add(token, result)
+        return result
+      }).finally(() => pending.delete(token))
       pending.set(detached(token), decryption)
       return decryption
     }
   }
+}
 
-  /** The key of a token that may be one of ours, or why it cannot be: no decryption yet. */
-  function keyFor (token: string): ContentKey | InvalidToken {
-    if (token.length > maxBytes) return new TokenInvalidError(`longer than ${maxBytes} bytes`)
-    if (!compactJwe.test(token)) return new TokenInvalidError('not an encrypted token (JWE compact serialization, alg dir)')
-    const headerEnd = token.indexOf('.')
-    const tagStart = token.lastIndexOf('.') + 1
-    // One spelling per token: unused low bits in a segment's last character would give copies of it other strings.
-    const ciphertextEnd = tagStart - 1
-    if (!isCanonicalBase64url(token.slice(0, headerEnd), 0) || !isCanonicalBase64url(token.slice(0, ciphertextEnd), headerEnd + 19) ||
-      !isCanonicalBase64url(token, tagStart)) {
-      return new TokenInvalidError('a segment is not canonical base64url')
-    }
-    const headerSegment = token.slice(0, headerEnd)
-    const knownKey = knownHeaders.get(headerSegment)
-    if (knownKey !== undefined) return knownKey
-    const key = keyOf(headerSegment)
-    // A pure function of the header text, remembered for the few headers of our keys.
-    if (!isInvalidToken(key) && knownHeaders.size < maxKnownHeaders) knownHeaders.set(detached(headerSegment), key)
-    return key
-  }
+/** What finds the key of a token that may be one of ours, or says why it cannot be one: no decryption yet. */
+function createKeyFinder (contentKeys: ContentKey[], typ: string | undefined, maxBytes: number): (token: string) => ContentKey | InvalidToken {
+  const single = contentKeys.length === 1 && contentKeys[0].kid === undefined ? contentKeys[0] : undefined
+  const byKid = new Map(contentKeys.map((key) => [key.kid, key]))
+  const knownHeaders = new Map<string, ContentKey>()
 
   /** The key a protected header names, or why it names none. */
   function keyOf (headerSegment: string): ContentKey | InvalidToken {
@@ -130,23 +118,40 @@ export async function createEncryptedCodec<T> (keys: readonly EncryptionKey[], a
     // Never a fallback: a single secret has no kid, and in a list an unknown or missing kid names no key.
     const key = single !== undefined ? (header.kid === undefined ? single : undefined) : typeof header.kid === 'string' ? byKid.get(header.kid) : undefined
     if (key === undefined) return new TokenInvalidError(`no key for kid ${describe(header.kid)}`)
-    if (checks!.typ !== undefined && (typeof header.typ !== 'string' || normalizedTyp(header.typ) !== checks!.typ)) return new TokenInvalidError('Invalid typ.')
+    if (typ !== undefined && (typeof header.typ !== 'string' || normalizedTyp(header.typ) !== typ)) return new TokenInvalidError('Invalid typ.')
     return key
   }
 
-  /** Decrypts a token that passed every check, then checks and admits its claims; remembered when admitted. */
-  async function decrypted (token: string, { key }: ContentKey): Promise<T | InvalidToken> {
-    let plaintext: Uint8Array
-    try {
-      ({ plaintext } = await compactDecrypt(token, key, decryptOptions))
-    } catch (error) {
-      return new TokenInvalidError((error as Error).message)
+  return (token) => {
+    if (token.length > maxBytes) return new TokenInvalidError(`longer than ${maxBytes} bytes`)
+    if (!compactJwe.test(token)) return new TokenInvalidError('not an encrypted token (JWE compact serialization, alg dir)')
+    const headerEnd = token.indexOf('.')
+    const tagStart = token.lastIndexOf('.') + 1
+    // One spelling per token: unused low bits in a segment's last character would give copies of it other strings.
+    if (!isCanonicalBase64url(token.slice(0, headerEnd), 0) || !isCanonicalBase64url(token.slice(0, tagStart - 1), headerEnd + 19) ||
+      !isCanonicalBase64url(token, tagStart)) {
+      return new TokenInvalidError('a segment is not canonical base64url')
     }
-    const payload = checkedPayload(checks!, Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength).toString())
-    if (isInvalidToken(payload)) return payload
-    if (hasPrototypeKey(payload)) return new TokenInvalidError('the payload has a __proto__, constructor or prototype key')
-    const result = admitted(admit, payload)
-    if (!isInvalidToken(result)) cache.add(token, result)
-    return result
+    const headerSegment = token.slice(0, headerEnd)
+    const knownKey = knownHeaders.get(headerSegment)
+    if (knownKey !== undefined) return knownKey
+    const key = keyOf(headerSegment)
+    // A pure function of the header text, remembered for the few headers of our keys.
+    if (!isInvalidToken(key) && knownHeaders.size < maxKnownHeaders) knownHeaders.set(detached(headerSegment), key)
+    return key
   }
+}
+
+/** Decrypts a token that passed every check, then checks and admits its claims. */
+async function decrypted<T> (token: string, { key }: ContentKey, checks: ClaimChecks, admit: Admit<T>): Promise<T | InvalidToken> {
+  let plaintext: Uint8Array
+  try {
+    ({ plaintext } = await compactDecrypt(token, key, decryptOptions))
+  } catch (error) {
+    return new TokenInvalidError((error as Error).message)
+  }
+  const payload = checkedPayload(checks, Buffer.from(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength).toString())
+  if (isInvalidToken(payload)) return payload
+  if (hasPrototypeKey(payload)) return new TokenInvalidError('the payload has a __proto__, constructor or prototype key')
+  return admitted(admit, payload)
 }

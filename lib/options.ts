@@ -92,14 +92,8 @@ export function resolveOptions (options: TokenCookieOptions): ResolvedOptions {
   if (typeof renewAfter !== 'number' || !(renewAfter >= 0 && renewAfter <= 1)) fail('renewAfter', 'must be a number in [0, 1]')
   const tolerance = options.verify?.clockTolerance
   const clockTolerance = tolerance === undefined || tolerance === 0 ? 0 : duration('verify.clockTolerance', tolerance)
-  if (options.bearer !== undefined && typeof options.bearer !== 'boolean') fail('bearer', 'must be a boolean')
-  if (options.isRevoked !== undefined && typeof options.isRevoked !== 'function') fail('isRevoked', 'must be a function')
-  if (options.expiryHint !== undefined && typeof options.expiryHint !== 'boolean') fail('expiryHint', 'must be a boolean')
-  if (options.failOpen !== undefined && typeof options.failOpen !== 'boolean') fail('failOpen', 'must be a boolean')
-  const cacheSize = options.cacheSize === undefined ? verifiedCacheSize : options.cacheSize
-  if (!Number.isSafeInteger(cacheSize) || cacheSize < 1) fail('cacheSize', 'must be a positive integer')
-  const maxChunks = options.maxChunks === undefined ? 1 : options.maxChunks
-  if (!Number.isInteger(maxChunks) || maxChunks < 1 || maxChunks > maxChunksLimit) fail('maxChunks', `must be an integer from 1 to ${maxChunksLimit}`)
+  checkFlags(options)
+  const { cacheSize, maxChunks } = resolveSizes(options)
   return {
     lifetime: resolveLifetime(options, defaultLifetime),
     renewAfter,
@@ -125,6 +119,21 @@ export function resolveOptions (options: TokenCookieOptions): ResolvedOptions {
     cacheSize,
     maxChunks
   }
+}
+
+/** The options that are a boolean or a function, left as they are when valid. */
+function checkFlags ({ bearer, isRevoked, expiryHint, failOpen }: TokenCookieOptions): void {
+  if (bearer !== undefined && typeof bearer !== 'boolean') fail('bearer', 'must be a boolean')
+  if (isRevoked !== undefined && typeof isRevoked !== 'function') fail('isRevoked', 'must be a function')
+  if (expiryHint !== undefined && typeof expiryHint !== 'boolean') fail('expiryHint', 'must be a boolean')
+  if (failOpen !== undefined && typeof failOpen !== 'boolean') fail('failOpen', 'must be a boolean')
+}
+
+function resolveSizes (options: TokenCookieOptions): { cacheSize: number, maxChunks: number } {
+  const { cacheSize = verifiedCacheSize, maxChunks = 1 } = options
+  if (!Number.isSafeInteger(cacheSize) || cacheSize < 1) fail('cacheSize', 'must be a positive integer')
+  if (!Number.isInteger(maxChunks) || maxChunks < 1 || maxChunks > maxChunksLimit) fail('maxChunks', `must be an integer from 1 to ${maxChunksLimit}`)
+  return { cacheSize, maxChunks }
 }
 
 /** What a `verifyToken()` call asks beyond a verified token. */
