@@ -1,5 +1,5 @@
 // Token crafting for the hardening tests: node:crypto over base64url, never the library under test.
-import { constants, createCipheriv, createHmac, hkdfSync, randomBytes, sign as cryptoSign, type KeyLike } from 'node:crypto'
+import { constants, createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, sign as cryptoSign, type KeyLike } from 'node:crypto'
 
 /** JSON text used as is (duplicate or `__proto__` keys, non-JSON), instead of `JSON.stringify(value)`. */
 export class RawJson {
@@ -131,10 +131,27 @@ export interface CraftJweOptions {
 /** A JWE in compact form: AES-256-GCM under `key`, with the header segment as additional authenticated data. */
 export function craftJwe ({ header, plaintext, key, encryptedKey = '' }: CraftJweOptions): string {
   const headerSegment = encodeSegment(header === undefined ? { alg: 'dir', enc: 'A256GCM', typ: 'JWT' } : header)
-  const iv = randomBytes(12)
-  const cipher = createCipheriv('aes-256-gcm', key, iv)
-  cipher.setAAD(Buffer.from(headerSegment))
   const bytes = Buffer.isBuffer(plaintext) ? plaintext : Buffer.from(plaintext instanceof RawJson ? plaintext.text : JSON.stringify(plaintext))
-  const ciphertext = Buffer.concat([cipher.update(bytes), cipher.final()])
+  return sealJwe(headerSegment, bytes, key, randomBytes(12), encryptedKey)
+}
+
+/** `headerSegment.encryptedKey.iv.ciphertext.tag`: AES-GCM (256 or 128 by the key's length), the exact header segment as AAD. */
+export function sealJwe (headerSegment: string, plaintext: Buffer, key: Buffer, iv: Buffer, encryptedKey = ''): string {
+  const cipher = createCipheriv(`aes-${key.length * 8}-gcm` as 'aes-256-gcm', key, iv)
+  cipher.setAAD(Buffer.from(headerSegment))
+  const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()])
   return [headerSegment, encryptedKey, b64url(iv), b64url(ciphertext), b64url(cipher.getAuthTag())].join('.')
+}
+
+/** The plaintext of a compact JWE under an AES-256-GCM `key`; throws unless its header is `dir`/`A256GCM` and its tag verifies. */
+export function openJwe (token: string, key: Buffer): Buffer {
+  const segments = token.split('.')
+  if (segments.length !== 5) throw new Error('openJwe: not five segments')
+  const [headerSegment, , iv, ciphertext, tag] = segments
+  const header = JSON.parse(Buffer.from(headerSegment, 'base64url').toString())
+  if (header.alg !== 'dir' || header.enc !== 'A256GCM') throw new Error(`openJwe: ${String(header.alg)}/${String(header.enc)}`)
+  const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'), { authTagLength: 16 })
+  decipher.setAAD(Buffer.from(headerSegment))
+  decipher.setAuthTag(Buffer.from(tag, 'base64url'))
+  return Buffer.concat([decipher.update(Buffer.from(ciphertext, 'base64url')), decipher.final()])
 }

@@ -2,12 +2,14 @@
 // The oracle reads a request the way the documentation says the plugin must, written from the contract
 // (not by calling lib/): with `bearer`, an `Authorization: Bearer` header alone decides; otherwise the single
 // `token` cookie, whose value may be wrapped in double quotes and percent-encoded.
+import { createHash } from 'node:crypto'
 import { isDeepStrictEqual } from 'node:util'
+import { deflateRawSync } from 'node:zlib'
 import fc from 'fast-check'
 import type { LightMyRequestResponse } from 'fastify'
 import type { Policy } from '../../index.js'
 import { claimsOf, setCookies } from './app.js'
-import { b64url, raw, RawJson, signInput } from './craft.js'
+import { b64url, jweKeyOf, openJwe, raw, RawJson, sealJwe, signInput } from './craft.js'
 
 // ---------------------------------------------------------------------------------------------------------
 // Run configuration
@@ -41,6 +43,14 @@ export interface Issued {
 }
 
 export type IssuedTokens = ReadonlyMap<string, Issued>
+
+/** How an app's tokens carry their claims: a JWS in a readable payload, a JWE only for whoever has the key. */
+export type TokenFormat = { kind: 'signed' } | { kind: 'encrypted', key: Buffer }
+
+/** The claims of a token in `format`; throws when it is not one (for a JWE: not `dir`/`A256GCM` under `key`). */
+export function claimsIn (token: string, format: TokenFormat): Record<string, unknown> {
+  return format.kind === 'signed' ? claimsOf(token) : JSON.parse(openJwe(token, format.key).toString())
+}
 
 export interface RequestHeaders {
   cookie?: string
@@ -186,7 +196,7 @@ function parsedBody (response: LightMyRequestResponse): Record<string, unknown> 
 }
 
 /** Why `response` does not meet `expected`, or `undefined` when it does. */
-function mismatch (response: LightMyRequestResponse, expected: Expectation, head: boolean): string | undefined {
+function mismatch (response: LightMyRequestResponse, expected: Expectation, head: boolean, format: TokenFormat): string | undefined {
   if (response.statusCode !== expected.status) return `status ${response.statusCode}, expected ${expected.status}`
   const body = parsedBody(response)
   if (!head && expected.code !== undefined && body?.code !== expected.code) return `code ${String(body?.code)}, expected ${expected.code}`
@@ -203,13 +213,13 @@ function mismatch (response: LightMyRequestResponse, expected: Expectation, head
     case 'renew': {
       if (lines.length !== 1 || lines[0].value === '') return 'a valid sliding cookie was not renewed'
       try {
-        const claims = claimsOf(lines[0].value)
+        const claims = claimsIn(lines[0].value, format)
         const before = expected.renews!.claims
         if (claims.sub !== before.sub || claims.auth_time !== before.auth_time || !((claims.iat as number) > (before.iat as number))) {
           return 'the renewal does not continue the token (sub, auth_time, later iat)'
         }
       } catch {
-        return 'the renewal is not a JWT'
+        return `the renewal is not a ${format.kind === 'signed' ? 'JWT' : 'JWE under the app\'s key'}`
       }
       return undefined
     }
@@ -227,7 +237,7 @@ export interface Exchange {
  * Throws, with the request, the acceptable answers and the response, unless the response meets one of
  * `expectations`. Whatever they say: never a 5xx, never a 400, and every 401 has one of the documented codes.
  */
-export function check (exchange: Exchange, response: LightMyRequestResponse, expectations: Expectation[], options: { crossSiteAllowed?: boolean } = {}): void {
+export function check (exchange: Exchange, response: LightMyRequestResponse, expectations: Expectation[], options: { crossSiteAllowed?: boolean, format?: TokenFormat } = {}): void {
   const head = exchange.method === 'HEAD'
   const fail = (why: string): never => {
     const got = { status: response.statusCode, body: response.body.slice(0, 300), setCookie: response.headers['set-cookie'] }
@@ -243,7 +253,7 @@ export function check (exchange: Exchange, response: LightMyRequestResponse, exp
     if (setCookies(response).some((cookie) => cookie.name === 'token')) fail('a cross-site 403 touched the token cookie')
     return
   }
-  const reasons = expectations.map((expected) => mismatch(response, expected, head))
+  const reasons = expectations.map((expected) => mismatch(response, expected, head, options.format ?? { kind: 'signed' }))
   if (reasons.some((reason) => reason === undefined)) return
   fail(reasons.join('; or '))
 }
@@ -396,6 +406,13 @@ export type MemberEdit =
 /** How a token re-assembled after an edit is signed: the old signature kept, none, or a key that is not ours. */
 export type Resign = 'keep' | 'empty' | 'foreign-HS256' | 'ours-HS384' | 'ours-HS512'
 
+/**
+ * How a JWE re-assembled after an edit is sealed: IV and tag kept (an edited plaintext XORed into the old ciphertext,
+ * GCM's malleability), no tag, the key of another secret, or the app's secret without the documented derivation (the
+ * secret's bytes as is, or AES-128-GCM under half the derived key). Never the app's key: that would forge a token.
+ */
+export type Reseal = 'keep' | 'empty' | 'foreign' | 'ours-unhashed' | 'ours-A128GCM'
+
 export type Mutation =
   | { op: 'flipBit', segment: number, byte: number, bit: number }
   | { op: 'setChar', at: number, char: string }
@@ -410,6 +427,10 @@ export type Mutation =
   | { op: 'lowBits', segment: number, bits: number }
   | { op: 'header' | 'claims', edits: MemberEdit[], resign: Resign }
   | { op: 'headerText' | 'claimsText', text: string, resign: Resign }
+  | { op: 'jweHeader' | 'jweClaims', edits: MemberEdit[], reseal: Reseal }
+  | { op: 'jweHeaderText' | 'jweClaimsText', text: string, reseal: Reseal }
+  /** The token's plaintext (deflated or not) sealed under the app's own key, below a header the contract refuses. */
+  | { op: 'refusedHeader', header: string, deflate: boolean }
 
 const base64urlChars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'.split('')
 
@@ -452,25 +473,38 @@ const claimValues = jsonValueArb([
 ])
 
 const resignArb = fc.constantFrom<Resign>('keep', 'keep', 'empty', 'foreign-HS256', 'ours-HS384', 'ours-HS512')
-const segmentArb = fc.integer({ min: 0, max: 2 })
 
-/** One mutation; `pool` holds the tokens segments are swapped with. */
-export function mutationArb (pool: readonly string[]): fc.Arbitrary<Mutation> {
-  const char = fc.oneof(fc.constantFrom(...base64urlChars, '.', '=', '+', '/', ' ', '%', '"', ';', '\t', ','), fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }))
-  return fc.oneof(
-    { arbitrary: fc.record({ op: fc.constant('flipBit' as const), segment: segmentArb, byte: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }), weight: 4 },
-    { arbitrary: fc.record({ op: fc.constant('setChar' as const), at: fc.nat(), char }), weight: 3 },
+/** What the mutations that address a segment, or reorder them, take from a token's shape. */
+interface Shape {
+  segment: fc.Arbitrary<number>
+  orders: number[][]
+}
+
+const shapes: Record<TokenFormat['kind'], Shape> = {
+  signed: {
+    segment: fc.integer({ min: 0, max: 2 }),
+    orders: [[1, 0, 2], [0, 2, 1], [2, 1, 0], [1, 2, 0], [2, 0, 1], [0, 1], [1, 2], [0, 1, 2, 2], [0, 0, 1, 2], [0, 1, 1, 2], [0], [0, 2], [0, 1, 2, 0]]
+  },
+  // header, encrypted key (empty), IV, ciphertext, tag: swapped, dropped, doubled (an IV in the key's place…).
+  encrypted: {
+    segment: fc.integer({ min: 0, max: 4 }),
+    orders: [[0, 1, 3, 2, 4], [0, 1, 2, 4, 3], [0, 1, 4, 3, 2], [0, 2, 1, 3, 4], [3, 1, 2, 0, 4], [4, 1, 2, 3, 0], [0, 1, 2, 3], [0, 2, 3, 4],
+      [0, 1, 2, 3, 4, 4], [0, 1, 1, 2, 3, 4], [0, 1, 2, 3, 3, 4], [0, 1, 2], [0, 3, 4], [0, 1, 2, 3, 4, 0], [0, 3, 1, 2, 4]]
+  }
+}
+
+const charArb = fc.oneof(fc.constantFrom(...base64urlChars, '.', '=', '+', '/', ' ', '%', '"', ';', '\t', ','), fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }))
+
+/** The mutations of any token: bits, characters, segments (swapped with `pool`'s, reordered, cut, re-encoded), affixes. */
+function textMutations (pool: readonly string[], { segment, orders }: Shape): Array<fc.WeightedArbitrary<Mutation>> {
+  return [
+    { arbitrary: fc.record({ op: fc.constant('flipBit' as const), segment, byte: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }), weight: 4 },
+    { arbitrary: fc.record({ op: fc.constant('setChar' as const), at: fc.nat(), char: charArb }), weight: 3 },
     { arbitrary: fc.record({ op: fc.constant('splice' as const), at: fc.nat(), remove: fc.integer({ min: 0, max: 6 }), insert: anyText(6) }), weight: 2 },
-    { arbitrary: fc.record({ op: fc.constant('swapSegment' as const), segment: segmentArb, from: fc.constantFrom(...pool), fromSegment: segmentArb }), weight: 3 },
-    {
-      arbitrary: fc.record({
-        op: fc.constant('reorder' as const),
-        order: fc.constantFrom<number[]>([1, 0, 2], [0, 2, 1], [2, 1, 0], [1, 2, 0], [2, 0, 1], [0, 1], [1, 2], [0, 1, 2, 2], [0, 0, 1, 2], [0, 1, 1, 2], [0], [0, 2], [0, 1, 2, 0])
-      }),
-      weight: 2
-    },
-    { arbitrary: fc.record({ op: fc.constant('truncate' as const), segment: segmentArb, keep: fc.nat() }), weight: 2 },
-    { arbitrary: fc.record({ op: fc.constant('extend' as const), segment: segmentArb, extra: fc.stringMatching(/^[A-Za-z0-9_-]{1,8}$/) }), weight: 2 },
+    { arbitrary: fc.record({ op: fc.constant('swapSegment' as const), segment, from: fc.constantFrom(...pool), fromSegment: segment }), weight: 3 },
+    { arbitrary: fc.record({ op: fc.constant('reorder' as const), order: fc.constantFrom(...orders) }), weight: 2 },
+    { arbitrary: fc.record({ op: fc.constant('truncate' as const), segment, keep: fc.nat() }), weight: 2 },
+    { arbitrary: fc.record({ op: fc.constant('extend' as const), segment, extra: fc.stringMatching(/^[A-Za-z0-9_-]{1,8}$/) }), weight: 2 },
     {
       arbitrary: fc.record({
         op: fc.constant('affix' as const),
@@ -479,8 +513,14 @@ export function mutationArb (pool: readonly string[]): fc.Arbitrary<Mutation> {
       }),
       weight: 2
     },
-    { arbitrary: fc.record({ op: fc.constant('reencode' as const), segment: segmentArb, style: fc.constantFrom('base64' as const, 'base64-unpadded' as const, 'padded' as const, 'base64url' as const) }), weight: 3 },
-    { arbitrary: fc.record({ op: fc.constant('lowBits' as const), segment: segmentArb, bits: fc.integer({ min: 1, max: 15 }) }), weight: 2 },
+    { arbitrary: fc.record({ op: fc.constant('reencode' as const), segment, style: fc.constantFrom('base64' as const, 'base64-unpadded' as const, 'padded' as const, 'base64url' as const) }), weight: 3 },
+    { arbitrary: fc.record({ op: fc.constant('lowBits' as const), segment, bits: fc.integer({ min: 1, max: 15 }) }), weight: 2 }
+  ]
+}
+
+/** The mutations of a JWS: header and claims edited, then re-signed (or not) by `resignArb`. */
+function jwsMutations (): Array<fc.WeightedArbitrary<Mutation>> {
+  return [
     { arbitrary: fc.record({ op: fc.constant('header' as const), edits: fc.array(memberEditArb(headerKeys, headerValues), { minLength: 1, maxLength: 3 }), resign: resignArb }), weight: 4 },
     { arbitrary: fc.record({ op: fc.constant('claims' as const), edits: fc.array(memberEditArb(claimKeys, claimValues), { minLength: 1, maxLength: 3 }), resign: resignArb }), weight: 4 },
     {
@@ -496,12 +536,54 @@ export function mutationArb (pool: readonly string[]): fc.Arbitrary<Mutation> {
       }),
       weight: 2
     }
-  )
+  ]
+}
+
+const jweHeaderKeys = ['alg', 'alg', 'enc', 'enc', 'zip', 'zip', 'kid', 'typ', 'crit', 'cty', 'jwk', 'jku', 'x5u', 'x5c', 'epk', 'apu', 'apv',
+  'iv', 'tag', 'p2s', 'p2c', 'b64', '__proto__', 'constructor', 'ENC', 'enc ']
+const jweHeaderValues = jsonValueArb([
+  'dir', 'DIR', 'dir ', 'A256GCM', 'A256gcm', 'A128GCM', 'A192GCM', 'A256CBC-HS512', 'A128CBC-HS256', 'A256KW', 'A256GCMKW', 'RSA-OAEP-256',
+  'ECDH-ES', 'ECDH-ES+A256KW', 'PBES2-HS512+A256KW', 'none', 'HS256', 'DEF', 'k1', 'JWT', 'JWE', '', null, 1e6, ['exp'], ['zip'], [],
+  { kty: 'oct', k: b64url('a-test-secret-of-at-least-32-bytes!') }, { kty: 'EC', crv: 'P-256', x: 'AQAB', y: 'AQAB' }, 'https://attacker.example/jwks.json'
+])
+const resealArb = fc.constantFrom<Reseal>('keep', 'keep', 'empty', 'foreign', 'ours-unhashed', 'ours-A128GCM')
+
+// Headers the contract refuses whatever the key: sealed under the app's own key with good claims, each must be refused before decryption.
+const refusedHeaders = [
+  '{"alg":"dir","enc":"A256GCM","zip":"DEF"}', '{"alg":"dir","enc":"A256GCM","typ":"JWT","zip":"DEF"}', '{"zip":"DEF","alg":"dir","enc":"A256GCM"}',
+  '{"alg":"dir","enc":"A256GCM","crit":["exp"],"exp":1}', '{"alg":"dir","enc":"A256GCM","crit":[]}', '{"alg":"dir","enc":"A128GCM"}',
+  '{"alg":"dir","enc":"A256CBC-HS512"}', '{"alg":"A256KW","enc":"A256GCM"}', '{"alg":"none","enc":"A256GCM"}', '{"alg":"DIR","enc":"A256GCM"}',
+  '{"alg":"dir","enc":"a256gcm"}', '{"alg":"dir","enc":"A256GCM","kid":"k1"}', '{"alg":"dir","enc":"A256GCM","kid":null}',
+  '{"alg":"dir","enc":"A256GCM","jwk":{"kty":"oct","k":"AAAA"}}', '{"alg":"dir","enc":"A256GCM","cty":"JWT"}', '{"alg":"dir","enc":"A256GCM","p2c":1000000}',
+  '{"alg":"dir","enc":"A256GCM","epk":{}}', '{"alg":"dir","enc":"A256GCM","__proto__":{"zip":"DEF"}}', '{"alg":"dir","enc":"A256GCM","enc":"A128GCM"}',
+  '{"alg":"dir","enc":"A256GCM","alg":"none"}', '{"alg":"dir"}', '{"enc":"A256GCM"}', '{}', '[]', 'null', '"dir"', '{"alg":"dir","enc":"A256GCM"'
+]
+
+/** The mutations of a JWE: header and plaintext edited, then sealed (or not) by `resealArb`; refused headers under the app's key. */
+function jweMutations (): Array<fc.WeightedArbitrary<Mutation>> {
+  return [
+    { arbitrary: fc.record({ op: fc.constant('jweHeader' as const), edits: fc.array(memberEditArb(jweHeaderKeys, jweHeaderValues), { minLength: 1, maxLength: 3 }), reseal: resealArb }), weight: 4 },
+    { arbitrary: fc.record({ op: fc.constant('jweClaims' as const), edits: fc.array(memberEditArb(claimKeys, claimValues), { minLength: 1, maxLength: 3 }), reseal: resealArb }), weight: 4 },
+    {
+      arbitrary: fc.record({
+        op: fc.constantFrom('jweHeaderText' as const, 'jweClaimsText' as const),
+        text: fc.oneof(fc.constantFrom(...refusedHeaders, '{"alg":"dir","enc":"A256GCM"} ', '\uFEFF{"alg":"dir","enc":"A256GCM"}'), fc.jsonValue({ maxDepth: 2 }).map((value) => JSON.stringify(value)), anyText(20)),
+        reseal: resealArb
+      }),
+      weight: 2
+    },
+    { arbitrary: fc.record({ op: fc.constant('refusedHeader' as const), header: fc.constantFrom(...refusedHeaders), deflate: fc.boolean() }), weight: 3 }
+  ]
+}
+
+/** One mutation of a token in `format`; `pool` holds the tokens segments are swapped with. */
+export function mutationArb (pool: readonly string[], format: TokenFormat['kind'] = 'signed'): fc.Arbitrary<Mutation> {
+  return fc.oneof(...textMutations(pool, shapes[format]), ...(format === 'signed' ? jwsMutations() : jweMutations()))
 }
 
 /** Zero to three mutations: zero keeps an issued token as is, the control inside the property. */
-export function mutationsArb (pool: readonly string[], minLength = 0): fc.Arbitrary<Mutation[]> {
-  const some = fc.array(mutationArb(pool), { minLength: Math.max(1, minLength), maxLength: 3 })
+export function mutationsArb (pool: readonly string[], minLength = 0, format: TokenFormat['kind'] = 'signed'): fc.Arbitrary<Mutation[]> {
+  const some = fc.array(mutationArb(pool, format), { minLength: Math.max(1, minLength), maxLength: 3 })
   return minLength > 0 ? some : fc.oneof({ arbitrary: fc.constant<Mutation[]>([]), weight: 1 }, { arbitrary: some, weight: 9 })
 }
 
@@ -614,5 +696,58 @@ function applyMutation (token: string, mutation: Mutation, keys: MutationKeys): 
       return signed(b64url(mutation.text), segments[1] ?? '', segments[2], mutation.resign, keys.foreign, keys.ours)
     case 'claimsText':
       return signed(segments[0], b64url(mutation.text), segments[2], mutation.resign, keys.foreign, keys.ours)
+    case 'jweHeader':
+      return resealed(token, { kind: 'header', segment: b64url(edited(segments[0], mutation.edits)) }, mutation.reseal, keys)
+    case 'jweHeaderText':
+      return resealed(token, { kind: 'header', segment: b64url(mutation.text) }, mutation.reseal, keys)
+    case 'jweClaims':
+      return resealed(token, { kind: 'plaintext', of: (old) => Buffer.from(edited(b64url(old), mutation.edits)) }, mutation.reseal, keys)
+    case 'jweClaimsText':
+      return resealed(token, { kind: 'plaintext', of: () => Buffer.from(mutation.text) }, mutation.reseal, keys)
+    case 'refusedHeader': {
+      const plaintext = openedBy(token, keys) ?? Buffer.from('{}')
+      const headerSegment = b64url(mutation.header)
+      return sealJwe(headerSegment, mutation.deflate ? deflateRawSync(plaintext) : plaintext, jweKeyOf(keys.ours), ivOf(headerSegment, plaintext))
+    }
+  }
+}
+
+/** The plaintext of a JWE under the app's key or the foreign one, when one opens it. */
+function openedBy (token: string, keys: MutationKeys): Buffer | undefined {
+  for (const secret of [keys.ours, keys.foreign]) {
+    try {
+      return openJwe(token, jweKeyOf(secret))
+    } catch {}
+  }
+  return undefined
+}
+
+/** A fixed IV per header and plaintext, so that a seed replays the same tokens. */
+function ivOf (headerSegment: string, plaintext: Buffer): Buffer {
+  return createHash('sha256').update(headerSegment).update(plaintext).digest().subarray(0, 12)
+}
+
+/** Known-plaintext malleation of AES-GCM: the old ciphertext turned into one of `to` (where the keystream is known), the tag left as is. */
+function malleated (ciphertext: string, from: Buffer, to: Buffer): string {
+  const old = Buffer.from(ciphertext, 'base64url')
+  return Buffer.from(to.map((byte, i) => i < old.length ? byte ^ old[i] ^ (from[i] ?? 0) : byte)).toString('base64url')
+}
+
+type JweEdit = { kind: 'header', segment: string } | { kind: 'plaintext', of: (old: Buffer) => Buffer }
+
+/** A JWE with a new header segment or plaintext, sealed as `reseal` says; the old plaintext, if a key opens it, is edited. */
+function resealed (token: string, edit: JweEdit, reseal: Reseal, keys: MutationKeys): string {
+  const segments = token.split('.')
+  const old = openedBy(token, keys) ?? Buffer.from('{}')
+  const headerSegment = edit.kind === 'header' ? edit.segment : segments[0]
+  const plaintext = edit.kind === 'header' ? old : edit.of(old)
+  const iv = ivOf(headerSegment, plaintext)
+  const ciphertext = edit.kind === 'header' ? segments[3] ?? '' : malleated(segments[3] ?? '', old, plaintext)
+  switch (reseal) {
+    case 'keep': return [headerSegment, segments[1] ?? '', segments[2] ?? '', ciphertext, segments[4] ?? ''].join('.')
+    case 'empty': return [headerSegment, segments[1] ?? '', segments[2] ?? '', ciphertext, ''].join('.')
+    case 'foreign': return sealJwe(headerSegment, plaintext, jweKeyOf(keys.foreign), iv)
+    case 'ours-unhashed': return sealJwe(headerSegment, plaintext, Buffer.from(keys.ours).subarray(0, 32), iv)
+    case 'ours-A128GCM': return sealJwe(headerSegment, plaintext, jweKeyOf(keys.ours).subarray(0, 16), iv)
   }
 }
